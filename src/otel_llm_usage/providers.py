@@ -1,0 +1,286 @@
+"""What a call is made to: provider name, model, request parameters, server address.
+
+Computed once per (model instance, model-relevant call arguments) and memoised: some
+provider packages spend ~20 µs in ``_get_ls_params`` (ChatOpenAI builds its whole
+invocation dict), which we must not pay on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import semconv as sc
+
+logger = logging.getLogger(__name__)
+
+# LangChain's ``ls_provider`` → ``gen_ai.provider.name`` (semconv well-known values).
+# An ``ls_provider`` not listed here is used as it is.
+PROVIDER_NAMES: dict[str, str] = {
+    "openai": "openai",
+    "azure": "azure.ai.openai",
+    "azure_openai": "azure.ai.openai",
+    "azure_ai": "azure.ai.inference",
+    "anthropic": "anthropic",
+    "amazon_bedrock": "aws.bedrock",
+    "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",
+    "google_vertexai": "gcp.vertex_ai",
+    "vertexai": "gcp.vertex_ai",
+    "google_anthropic_vertex": "gcp.vertex_ai",
+    "google_genai": "gcp.gemini",
+    "google_gemini": "gcp.gemini",
+    "mistral": "mistral_ai",
+    "mistralai": "mistral_ai",
+    "groq": "groq",
+    "cohere": "cohere",
+    "deepseek": "deepseek",
+    "xai": "x_ai",
+    "ollama": "ollama",
+    "ibm": "ibm.watsonx.ai",
+    "watsonx": "ibm.watsonx.ai",
+    "perplexity": "perplexity",
+}
+
+# Model fields that hold the endpoint, in the order we trust them.
+_BASE_URL_FIELDS = (
+    "openai_api_base",
+    "azure_endpoint",
+    "anthropic_api_url",
+    "base_url",
+    "api_base",
+    "endpoint_url",
+    "endpoint",
+)
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+# Call kwargs that change what the span says (model and request parameters).
+_RELEVANT_KWARGS = (
+    "model",
+    "model_name",
+    "model_id",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "top_p",
+    "top_k",
+    "seed",
+    "frequency_penalty",
+    "presence_penalty",
+)
+
+_FLOAT_PARAMS = (
+    (sc.GEN_AI_REQUEST_TOP_P, ("top_p",)),
+    (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, ("frequency_penalty",)),
+    (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, ("presence_penalty",)),
+)
+_INT_PARAMS = (
+    (sc.GEN_AI_REQUEST_TOP_K, ("top_k",)),
+    (sc.GEN_AI_REQUEST_SEED, ("seed",)),
+)
+_MAX_TOKENS_FIELDS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "max_tokens_to_sample",
+    "num_predict",
+)
+
+
+class ModelInfo:
+    """The request side of a call: constant for a model instance and its call options."""
+
+    __slots__ = (
+        "__weakref__",
+        "operation",
+        "provider",
+        "request_model",
+        "server_address",
+        "server_port",
+        "span_attributes",
+        "span_name",
+        "stream_span_attributes",
+    )
+
+    def __init__(
+        self,
+        operation: str,
+        provider: str,
+        request_model: str | None,
+        span_attributes: dict[str, Any],
+        server_address: str | None,
+        server_port: int | None,
+    ) -> None:
+        self.operation = operation
+        self.provider = provider
+        self.request_model = request_model
+        self.span_name = f"{operation} {request_model}" if request_model else operation
+        self.span_attributes = span_attributes
+        self.stream_span_attributes = {**span_attributes, sc.GEN_AI_REQUEST_STREAM: True}
+        self.server_address = server_address
+        self.server_port = server_port
+
+
+def provider_name(ls_provider: str | None) -> str:
+    if not ls_provider:
+        return "unknown"
+    return PROVIDER_NAMES.get(ls_provider, ls_provider)
+
+
+_url_cache: dict[str, tuple[str | None, int | None]] = {}
+
+
+def parse_server(url: Any) -> tuple[str | None, int | None]:
+    """(host, port) of a base URL; the scheme's default port when none is written."""
+    text = str(url) if url else ""
+    if not text:
+        return None, None
+    cached = _url_cache.get(text)
+    if cached is not None:
+        return cached
+    try:
+        parts = urlsplit(text if "//" in text else f"//{text}")
+        host = parts.hostname
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+        # never keep credentials or paths: only host and port leave this function
+        found: tuple[str | None, int | None] = (host, port) if host else (None, None)
+    except ValueError:
+        found = (None, None)
+    if len(_url_cache) < 1024:
+        _url_cache[text] = found
+    return found
+
+
+def _endpoint(model: Any) -> Any:
+    for field in _BASE_URL_FIELDS:
+        value = getattr(model, field, None)
+        if value and isinstance(value, str):
+            return value
+    client = getattr(model, "root_client", None) or getattr(model, "client", None)
+    url = getattr(client, "base_url", None)
+    if url:
+        return url
+    meta = getattr(client, "meta", None)  # boto3 clients (Bedrock)
+    return getattr(meta, "endpoint_url", None)
+
+
+def _param(model: Any, kwargs: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        if name in kwargs:
+            return kwargs[name]
+    extra = getattr(model, "model_kwargs", None)
+    for name in names:
+        if isinstance(extra, Mapping) and name in extra:
+            return extra[name]
+        value = getattr(model, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+# Call kwargs that belong to LangChain's plumbing, not to the model.
+_PLUMBING_KWARGS = frozenset(
+    {"stop", "run_manager", "run_managers", "new_arg_supported", "config", "stream"}
+)
+
+
+def _ls_params(model: Any, stop: Any, kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
+    try:
+        options = {k: v for k, v in kwargs.items() if k not in _PLUMBING_KWARGS}
+        params = model._get_ls_params(stop=stop, **options)
+        return params if isinstance(params, Mapping) else {}
+    except Exception:
+        logger.debug("otel-llm-usage: _get_ls_params failed", exc_info=True)
+        return {}
+
+
+def build_model_info(model: Any, operation: str, stop: Any, kwargs: Mapping[str, Any]) -> ModelInfo:
+    ls = _ls_params(model, stop, kwargs)
+    provider = provider_name(ls.get("ls_provider"))
+    request_model = ls.get("ls_model_name")
+    if not isinstance(request_model, str) or not request_model:
+        request_model = None
+    attributes: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: operation,
+        sc.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if request_model:
+        attributes[sc.GEN_AI_REQUEST_MODEL] = request_model
+    temperature = _number(ls.get("ls_temperature"))
+    if temperature is None:
+        temperature = _number(_param(model, kwargs, ("temperature",)))
+    if temperature is not None:
+        attributes[sc.GEN_AI_REQUEST_TEMPERATURE] = temperature
+    max_tokens = _integer(ls.get("ls_max_tokens"))
+    if max_tokens is None:
+        max_tokens = _integer(_param(model, kwargs, _MAX_TOKENS_FIELDS))
+    if max_tokens is not None:
+        attributes[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, names in _FLOAT_PARAMS:
+        number = _number(_param(model, kwargs, names))
+        if number is not None:
+            attributes[key] = number
+    for key, names in _INT_PARAMS:
+        integer = _integer(_param(model, kwargs, names))
+        if integer is not None:
+            attributes[key] = integer
+    stop_sequences = stop if stop is not None else _param(model, kwargs, ("stop", "stop_sequences"))
+    if isinstance(stop_sequences, str):
+        stop_sequences = [stop_sequences]
+    if isinstance(stop_sequences, (list, tuple)) and stop_sequences:
+        attributes[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(str(s) for s in stop_sequences)
+    address, port = parse_server(_endpoint(model))
+    if address:
+        attributes[sc.SERVER_ADDRESS] = address
+        if port:
+            attributes[sc.SERVER_PORT] = port
+    return ModelInfo(operation, provider, request_model, attributes, address, port)
+
+
+_cache: dict[tuple[Any, ...], tuple[weakref.ref[Any], ModelInfo]] = {}
+_cache_lock = threading.Lock()
+_CACHE_LIMIT = 4096
+
+
+def model_info(model: Any, operation: str, stop: Any, kwargs: Mapping[str, Any]) -> ModelInfo:
+    """Memoised :func:`build_model_info`, keyed by instance and the call's model options."""
+    try:
+        key: tuple[Any, ...] = (id(model), operation, tuple(stop) if stop else None)
+        if kwargs:
+            key += tuple((name, kwargs[name]) for name in _RELEVANT_KWARGS if name in kwargs)
+        entry = _cache.get(key)
+    except TypeError:  # an unhashable option value: no memo for this call
+        return build_model_info(model, operation, stop, kwargs)
+    if entry is not None and entry[0]() is model:
+        return entry[1]
+    info = build_model_info(model, operation, stop, kwargs)
+    try:
+        ref = weakref.ref(model)
+    except TypeError:
+        return info
+    with _cache_lock:
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[key] = (ref, info)
+    return info
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

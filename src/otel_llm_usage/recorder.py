@@ -1,0 +1,551 @@
+"""One model call from start to finish: span, usage, metrics, ``track_usage`` totals.
+
+Every wrapper shape (call, async call, stream, async stream, event stream) drives the
+same :class:`CallRecorder`. Nothing here may raise into the application: the public
+methods catch and log at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from . import semconv as sc
+from . import tracking
+from .providers import ModelInfo
+from .usage import Usage, from_chat_result, from_llm_result, from_message, from_usage_metadata
+
+logger = logging.getLogger(__name__)
+
+# Context key under which the recorder of the running model call is stored, so a
+# LangChain method that calls another one for the same model makes no second span.
+ACTIVE_CALL_KEY = otel_context.create_key("otel_llm_usage.active_call")
+
+_TOKEN_TYPES = (
+    sc.TOKEN_TYPE_INPUT,
+    sc.TOKEN_TYPE_OUTPUT,
+    sc.TOKEN_TYPE_CACHE_READ,
+    sc.TOKEN_TYPE_CACHE_CREATION,
+    sc.TOKEN_TYPE_REASONING,
+)
+# Bound on distinct metric attribute sets; past it, calls share one overflow set.
+_SERIES_LIMIT = 2000
+_OVERFLOW_ATTRIBUTES = {"otel.metric.overflow": True}
+
+
+def error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+class Series:
+    """One metric attribute set and the running totals our observable counters report."""
+
+    __slots__ = ("attributes", "cost", "requests", "token_attributes", "tokens")
+
+    def __init__(self, attributes: dict[str, Any]) -> None:
+        self.attributes = attributes
+        self.token_attributes = [
+            {**attributes, sc.GEN_AI_TOKEN_TYPE: token_type} for token_type in _TOKEN_TYPES
+        ]
+        self.tokens = [0, 0, 0, 0, 0]
+        self.requests: dict[str, int] = {}
+        self.cost = 0.0
+
+
+class Instruments:
+    """Metric instruments and counter totals; one per meter provider, made once."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.duration = meter.create_histogram(
+            sc.GEN_AI_CLIENT_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.token_usage = meter.create_histogram(
+            sc.GEN_AI_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_BUCKETS),
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            sc.GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response",
+            explicit_bucket_boundaries_advisory=list(sc.FIRST_CHUNK_BUCKETS),
+        )
+        self.time_per_output_chunk = meter.create_histogram(
+            sc.GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Mean time between output chunks of one streamed response",
+            explicit_bucket_boundaries_advisory=list(sc.PER_CHUNK_BUCKETS),
+        )
+        # Counters are observable: a call adds to our totals (a few dict operations)
+        # instead of paying the SDK's per-measurement cost five times per call.
+        meter.create_observable_counter(
+            sc.LLM_USAGE_TOKENS,
+            callbacks=[self._observe_tokens],
+            unit="{token}",
+            description="Tokens used, by gen_ai.token.type",
+        )
+        meter.create_observable_counter(
+            sc.LLM_USAGE_COST,
+            callbacks=[self._observe_cost],
+            unit="USD",
+            description="Cost of model calls in US dollars",
+        )
+        meter.create_observable_counter(
+            sc.LLM_USAGE_REQUESTS,
+            callbacks=[self._observe_requests],
+            unit="{request}",
+            description="Model calls, by where their usage came from",
+        )
+        self.lock = threading.Lock()
+        self._series: dict[tuple[Any, ...], Series] = {}
+        self._overflow = Series(dict(_OVERFLOW_ATTRIBUTES))
+
+    def series(self, info: ModelInfo, response_model: str | None, error: str | None) -> Series:
+        key = (info, response_model, error)
+        found = self._series.get(key)
+        if found is not None:
+            return found
+        with self.lock:
+            found = self._series.get(key)
+            if found is None:
+                if len(self._series) >= _SERIES_LIMIT:
+                    return self._overflow
+                attributes: dict[str, Any] = {
+                    sc.GEN_AI_OPERATION_NAME: info.operation,
+                    sc.GEN_AI_PROVIDER_NAME: info.provider,
+                }
+                if info.request_model:
+                    attributes[sc.GEN_AI_REQUEST_MODEL] = info.request_model
+                if response_model:
+                    attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
+                if info.server_address:
+                    attributes[sc.SERVER_ADDRESS] = info.server_address
+                    if info.server_port:
+                        attributes[sc.SERVER_PORT] = info.server_port
+                if error:
+                    attributes[sc.ERROR_TYPE] = error
+                found = self._series[key] = Series(attributes)
+        return found
+
+    def _all_series(self) -> list[Series]:
+        with self.lock:
+            return [*self._series.values(), self._overflow]
+
+    def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for series in self._all_series():
+            for count, attributes in zip(series.tokens, series.token_attributes):
+                if count:
+                    yield Observation(count, attributes)
+
+    def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for series in self._all_series():
+            if series.cost:
+                yield Observation(series.cost, series.attributes)
+
+    def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        for series in self._all_series():
+            for source, count in list(series.requests.items()):
+                yield Observation(count, {**series.attributes, sc.LLM_USAGE_USAGE_SOURCE: source})
+
+
+_instruments: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+_instruments_lock = threading.Lock()
+
+
+def instruments_for(meter_provider: MeterProvider, meter: Meter) -> Instruments:
+    """The SDK hands back an existing instrument (with its old callbacks) when asked for
+    the same name twice, so instruments live as long as their meter provider."""
+    with _instruments_lock:
+        found = _instruments.get(meter_provider)
+        if found is None:
+            found = _instruments[meter_provider] = Instruments(meter)
+        return found
+
+
+class Telemetry:
+    """What every call needs, built once at ``instrument()``."""
+
+    def __init__(self, tracer: Tracer, instruments: Instruments, pricing: Any = None) -> None:
+        self.tracer = tracer
+        self.instruments = instruments
+        self.pricing = pricing
+
+    def start(
+        self, model: Any, info: ModelInfo, parent: otel_context.Context, streaming: bool
+    ) -> CallRecorder:
+        return CallRecorder(self, model, info, parent, streaming)
+
+
+class CallRecorder:
+    """Owns one model call. ``finish``/``fail`` run once; later calls are no-ops."""
+
+    __slots__ = (
+        "_absorbed",
+        "_chunk_metadata",
+        "_chunk_usage",
+        "_chunks",
+        "_done",
+        "_first_chunk",
+        "_last_chunk",
+        "_response_id",
+        "_start",
+        "context",
+        "info",
+        "model",
+        "span",
+        "streaming",
+        "telemetry",
+    )
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        model: Any,
+        info: ModelInfo,
+        parent: otel_context.Context,
+        streaming: bool,
+    ) -> None:
+        self.telemetry = telemetry
+        self.model = model
+        self.info = info
+        self.streaming = streaming
+        self._first_chunk: float | None = None
+        self._last_chunk = 0.0
+        self._chunks = 0
+        self._chunk_usage: list[Any] = []
+        self._chunk_metadata: list[Mapping[str, Any]] = []
+        self._response_id: str | None = None
+        self._absorbed: Any = None
+        self._done = False
+        self.span = telemetry.tracer.start_span(
+            info.span_name,
+            parent,
+            SpanKind.CLIENT,
+            info.stream_span_attributes if streaming else info.span_attributes,
+        )
+        self.context = otel_context.set_value(
+            ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
+        )
+        self._start = perf_counter()
+
+    # -- data in -----------------------------------------------------------------
+
+    def on_message_chunk(self, message: Any) -> None:
+        """A streamed ``AIMessageChunk``: note timing; keep usage and metadata refs."""
+        try:
+            now = perf_counter()
+            if self._first_chunk is None:
+                self._first_chunk = now
+                self._response_id = getattr(message, "id", None)
+            self._last_chunk = now
+            self._chunks += 1
+            usage = message.usage_metadata
+            if usage:
+                self._chunk_usage.append(usage)
+            metadata = message.response_metadata
+            if metadata:
+                self._chunk_metadata.append(metadata)
+        except Exception:
+            logger.debug("otel-llm-usage: unreadable stream chunk", exc_info=True)
+
+    def on_text_chunk(self) -> None:
+        """A streamed legacy text chunk: timing only (a ``str`` carries no usage)."""
+        now = perf_counter()
+        if self._first_chunk is None:
+            self._first_chunk = now
+        self._last_chunk = now
+        self._chunks += 1
+
+    def absorb(self, result: Any) -> None:
+        """A result produced inside this call by a nested LangChain method (a stream that
+        fell back to ``invoke``): its usage is the call's usage."""
+        self._absorbed = result
+
+    # -- endings -------------------------------------------------------------------
+
+    def finish_chat(self, result: Any) -> None:
+        """End a non-streamed chat call from its ``ChatResult``."""
+        if self._done:
+            return
+        try:
+            self._done = True
+            generations = getattr(result, "generations", None) or ()
+            message = getattr(generations[0], "message", None) if generations else None
+            metadata = getattr(message, "response_metadata", None) or {}
+            finish_reasons = []
+            for generation in generations:
+                reason = _finish_reason(
+                    getattr(getattr(generation, "message", None), "response_metadata", None)
+                ) or _finish_reason(getattr(generation, "generation_info", None))
+                if reason is not None:
+                    finish_reasons.append(reason)
+            usage_metadata = getattr(message, "usage_metadata", None)
+            cache_hit = (
+                isinstance(usage_metadata, Mapping)
+                and usage_metadata.get("total_cost", None) == 0
+                and "total_cost" in usage_metadata
+            )
+            usage = None if cache_hit else from_chat_result(result)
+            self._end(
+                usage,
+                metadata,
+                getattr(message, "id", None),
+                finish_reasons,
+                None,
+                cache_hit=cache_hit,
+            )
+        except Exception:
+            logger.debug("otel-llm-usage: failed to record a chat call", exc_info=True)
+            self._safe_end_span()
+
+    def finish_completion(self, result: Any) -> None:
+        """End a legacy text-completion call from its ``LLMResult``."""
+        if self._done:
+            return
+        try:
+            self._done = True
+            llm_output = getattr(result, "llm_output", None) or {}
+            finish_reasons = []
+            for generations in getattr(result, "generations", None) or ():
+                for generation in generations or ():
+                    reason = _finish_reason(getattr(generation, "generation_info", None))
+                    if reason is not None:
+                        finish_reasons.append(reason)
+            self._end(from_llm_result(result), llm_output, None, finish_reasons, None)
+        except Exception:
+            logger.debug("otel-llm-usage: failed to record a completion call", exc_info=True)
+            self._safe_end_span()
+
+    def finish_stream(self, closed_early: bool = False) -> None:
+        """End a stream: usage summed over its chunks (or from an absorbed result)."""
+        if self._done:
+            return
+        try:
+            self._done = True
+            if self._absorbed is None:
+                usage = _sum_usage_metadata(self._chunk_usage)
+            elif self.info.operation == sc.OPERATION_TEXT_COMPLETION:
+                usage = from_llm_result(self._absorbed)
+            else:
+                usage = from_chat_result(self._absorbed)
+            metadata: dict[str, Any] = {}
+            finish_reasons = []
+            for part in self._chunk_metadata:
+                metadata.update(part)
+                reason = _finish_reason(part)
+                if reason is not None:
+                    finish_reasons.append(reason)
+            self._end(
+                usage, metadata, self._response_id, finish_reasons, None, closed_early=closed_early
+            )
+        except Exception:
+            logger.debug("otel-llm-usage: failed to record a stream", exc_info=True)
+            self._safe_end_span()
+
+    def finish_message(self, message: Any) -> None:
+        """End a protocol (v3) stream from its assembled ``AIMessage``."""
+        if self._done:
+            return
+        try:
+            self._done = True
+            metadata = getattr(message, "response_metadata", None) or {}
+            reason = _finish_reason(metadata)
+            self._end(
+                from_message(message),
+                metadata,
+                getattr(message, "id", None),
+                [reason] if reason is not None else [],
+                None,
+            )
+        except Exception:
+            logger.debug("otel-llm-usage: failed to record a protocol stream", exc_info=True)
+            self._safe_end_span()
+
+    def fail(self, exc: BaseException) -> None:
+        """End a call that raised. Usage streamed so far is kept."""
+        if self._done:
+            return
+        try:
+            self._done = True
+            metadata: dict[str, Any] = {}
+            for part in self._chunk_metadata:
+                metadata.update(part)
+            self._end(
+                _sum_usage_metadata(self._chunk_usage),
+                metadata,
+                self._response_id,
+                [],
+                error_type(exc),
+                description=_describe(exc),
+            )
+        except Exception:
+            logger.debug("otel-llm-usage: failed to record an error", exc_info=True)
+            self._safe_end_span()
+
+    def _safe_end_span(self) -> None:
+        try:
+            self.span.end()
+        except Exception:
+            logger.debug("otel-llm-usage: span.end failed", exc_info=True)
+
+    def _end(
+        self,
+        usage: Usage | None,
+        metadata: Mapping[str, Any],
+        message_id: Any,
+        finish_reasons: list[str],
+        error: str | None,
+        *,
+        description: str | None = None,
+        cache_hit: bool = False,
+        closed_early: bool = False,
+    ) -> None:
+        end = perf_counter()
+        duration = end - self._start
+        info = self.info
+        response_model = _response_model(metadata)
+        cost = None
+        pricing = self.telemetry.pricing
+        if usage is not None and pricing is not None:
+            cost = pricing.cost(info.provider, response_model or info.request_model, usage)
+
+        span = self.span
+        if span.is_recording():
+            attributes: dict[str, Any] = {}
+            if response_model:
+                attributes[sc.GEN_AI_RESPONSE_MODEL] = response_model
+            response_id = _response_id(metadata, message_id)
+            if response_id:
+                attributes[sc.GEN_AI_RESPONSE_ID] = response_id
+            if finish_reasons:
+                attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
+            if usage is not None:
+                attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
+                attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+                if usage.cache_read:
+                    attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+                if usage.cache_creation:
+                    attributes[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation
+                if usage.reasoning:
+                    attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
+                if cost is not None:
+                    attributes[sc.GEN_AI_USAGE_COST_AMOUNT] = cost
+                    attributes[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
+                    attributes[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_LOCAL
+                elif pricing is not None:
+                    attributes[sc.LLM_USAGE_PRICE_MISSING] = True
+            elif cache_hit:
+                attributes[sc.LLM_USAGE_CACHE_HIT] = True
+            else:
+                attributes[sc.LLM_USAGE_USAGE_MISSING] = True
+            if self._first_chunk is not None:
+                attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk - self._start
+            if self.streaming:
+                attributes[sc.LLM_USAGE_STREAM_CHUNKS] = self._chunks
+            if closed_early:
+                attributes[sc.LLM_USAGE_STREAM_CLOSED_EARLY] = True
+            if error:
+                attributes[sc.ERROR_TYPE] = error
+                span.set_status(Status(StatusCode.ERROR, description))
+            span.set_attributes(attributes)
+        span.end()
+
+        instruments = self.telemetry.instruments
+        series = instruments.series(info, response_model, error)
+        attributes = series.attributes
+        instruments.duration.record(duration, attributes)
+        if usage is not None:
+            token_attributes = series.token_attributes
+            instruments.token_usage.record(usage.input, token_attributes[0])
+            instruments.token_usage.record(usage.output, token_attributes[1])
+            source = sc.USAGE_SOURCE_REPORTED
+        else:
+            source = sc.USAGE_SOURCE_CACHE if cache_hit else sc.USAGE_SOURCE_MISSING
+        if self._first_chunk is not None:
+            instruments.time_to_first_chunk.record(self._first_chunk - self._start, attributes)
+            if self._chunks > 1:
+                instruments.time_per_output_chunk.record(
+                    (self._last_chunk - self._first_chunk) / (self._chunks - 1), attributes
+                )
+        with instruments.lock:
+            if usage is not None:
+                tokens = series.tokens
+                tokens[0] += usage.input
+                tokens[1] += usage.output
+                tokens[2] += usage.cache_read
+                tokens[3] += usage.cache_creation
+                tokens[4] += usage.reasoning
+                if cost is not None:
+                    series.cost += cost
+            series.requests[source] = series.requests.get(source, 0) + 1
+
+        trackers = tracking.active_trackers()
+        if trackers:
+            model_name = response_model or info.request_model or "unknown"
+            for tracker in trackers:
+                tracker.add(info.provider, model_name, usage, cost, error is not None, cache_hit)
+
+
+def _sum_usage_metadata(parts: list[Any]) -> Usage | None:
+    total: Usage | None = None
+    for part in parts:
+        usage = from_usage_metadata(part)
+        if usage is not None:
+            total = usage if total is None else total + usage
+    return total
+
+
+_FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
+
+
+def _finish_reason(metadata: Any) -> str | None:
+    if not metadata or not isinstance(metadata, Mapping):
+        return None
+    for key in _FINISH_REASON_KEYS:
+        value = metadata.get(key)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
+_MODEL_KEYS = ("model_name", "model", "model_id", "modelId")
+
+
+def _response_model(metadata: Mapping[str, Any]) -> str | None:
+    for key in _MODEL_KEYS:
+        value = metadata.get(key)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
+def _response_id(metadata: Mapping[str, Any], message_id: Any) -> str | None:
+    value = metadata.get("id")
+    if value and isinstance(value, str):
+        return value
+    # LangChain fills in its own run id ("lc_run-…") when the provider gave none.
+    if message_id and isinstance(message_id, str) and not message_id.startswith("lc_"):
+        return message_id
+    return None
+
+
+def _describe(exc: BaseException) -> str | None:
+    try:
+        return str(exc)[:1024] or None
+    except Exception:
+        return None

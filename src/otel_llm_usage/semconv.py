@@ -1,0 +1,146 @@
+"""Every span attribute, metric name and well-known value we emit, in one place.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions (v1.41). Names with
+the ``llm_usage.`` prefix have no released convention yet and are ours.
+"""
+
+# Span attributes: request
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
+GEN_AI_REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+
+# Span attributes: response
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+
+# Span attributes: usage (input INCLUDES cache-read and cache-write tokens)
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+
+# Span attributes: cost (shaped like the open GenAI proposal)
+GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
+GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+# Our own span attributes
+LLM_USAGE_USAGE_MISSING = "llm_usage.usage.missing"
+LLM_USAGE_PRICE_MISSING = "llm_usage.price.missing"
+LLM_USAGE_CACHE_HIT = "llm_usage.cache_hit"
+LLM_USAGE_STREAM_CLOSED_EARLY = "llm_usage.stream.closed_early"
+LLM_USAGE_STREAM_CHUNKS = "llm_usage.stream.chunks"
+
+# Metric attributes
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+LLM_USAGE_USAGE_SOURCE = "llm_usage.usage.source"
+
+# Metrics: standard
+GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
+
+# Metrics: ours (no released convention for counters of tokens, cost, requests)
+LLM_USAGE_TOKENS = "llm_usage.tokens"
+LLM_USAGE_COST = "llm_usage.cost"
+LLM_USAGE_REQUESTS = "llm_usage.requests"
+
+# Values
+OPERATION_CHAT = "chat"
+OPERATION_TEXT_COMPLETION = "text_completion"
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+TOKEN_TYPE_CACHE_READ = "cache_read"
+TOKEN_TYPE_CACHE_CREATION = "cache_creation"
+TOKEN_TYPE_REASONING = "reasoning"
+USAGE_SOURCE_REPORTED = "reported"
+USAGE_SOURCE_MISSING = "missing"
+USAGE_SOURCE_CACHE = "cache"
+COST_CURRENCY_USD = "USD"
+COST_SOURCE_LOCAL = "local"
+
+# Bucket advice from the GenAI metrics conventions.
+DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+TOKEN_BUCKETS = (
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
+)
+# The conventions give no advice for the chunk-timing histograms; these are the
+# ones advised for the server-side time-to-first-token and time-per-output-token.
+FIRST_CHUNK_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
+PER_CHUNK_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+)

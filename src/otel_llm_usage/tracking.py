@@ -1,0 +1,152 @@
+"""``track_usage()``: totals of tokens, requests and cost inside a ``with`` block.
+
+The provider-neutral successor of LangChain's ``get_openai_callback()``. Trackers live in
+a ``ContextVar``, so asyncio tasks and LangChain's own thread pools (``batch``), which copy
+the context, count into the blocks they were started in. A plain ``threading.Thread``
+starts with an empty context: its calls are not counted unless the thread runs its work
+through ``contextvars.copy_context().run``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from .usage import Usage
+
+_active: ContextVar[tuple[UsageTracker, ...]] = ContextVar("otel_llm_usage_trackers", default=())
+
+
+def active_trackers() -> tuple[UsageTracker, ...]:
+    return _active.get()
+
+
+@dataclass
+class ModelUsage:
+    """Totals of one (provider, model) inside a tracker."""
+
+    provider: str
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    total_cost: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass
+class UsageTracker:
+    """What :func:`track_usage` yields. Read the fields after (or during) the block."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    cache_hits: int = 0
+    total_cost: float = 0.0
+    calls_without_usage: int = 0
+    unpriced_calls: int = 0
+    by_model: dict[tuple[str, str], ModelUsage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    # get_openai_callback() names, so code written for it keeps working
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.output_tokens
+
+    @property
+    def prompt_tokens_cached(self) -> int:
+        return self.cache_read_tokens
+
+    def add(
+        self,
+        provider: str,
+        model: str,
+        usage: Usage | None,
+        cost: float | None,
+        failed: bool,
+        cache_hit: bool,
+    ) -> None:
+        with self._lock:
+            if cache_hit:
+                self.cache_hits += 1
+                return
+            key = (provider, model)
+            per_model = self.by_model.get(key)
+            if per_model is None:
+                per_model = self.by_model[key] = ModelUsage(provider, model)
+            if failed:
+                self.failed_requests += 1
+                per_model.failed_requests += 1
+            else:
+                self.successful_requests += 1
+                per_model.successful_requests += 1
+            if usage is None:
+                if not failed:
+                    self.calls_without_usage += 1
+                return
+            for target in (self, per_model):
+                target.input_tokens += usage.input
+                target.output_tokens += usage.output
+                target.cache_read_tokens += usage.cache_read
+                target.cache_creation_tokens += usage.cache_creation
+                target.reasoning_tokens += usage.reasoning
+            if cost is None:
+                self.unpriced_calls += 1
+            else:
+                self.total_cost += cost
+                per_model.total_cost += cost
+
+    def __str__(self) -> str:
+        return (
+            f"Tokens Used: {self.total_tokens}\n"
+            f"\tPrompt Tokens: {self.input_tokens}\n"
+            f"\t\tPrompt Tokens Cached: {self.cache_read_tokens}\n"
+            f"\t\tPrompt Tokens Cache Write: {self.cache_creation_tokens}\n"
+            f"\tCompletion Tokens: {self.output_tokens}\n"
+            f"\t\tReasoning Tokens: {self.reasoning_tokens}\n"
+            f"Successful Requests: {self.successful_requests}\n"
+            f"Total Cost (USD): ${self.total_cost}"
+        )
+
+
+@contextmanager
+def track_usage() -> Iterator[UsageTracker]:
+    """Count tokens, requests and cost of every model call made inside the block.
+
+    Instruments LangChain (with whatever OpenTelemetry providers are set globally, the
+    no-op ones if none) when nobody has yet. Nested blocks each count.
+    """
+    from .instrumentor import LangChainUsageInstrumentor
+
+    instrumentor: Any = LangChainUsageInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+    tracker = UsageTracker()
+    token = _active.set((*_active.get(), tracker))
+    try:
+        yield tracker
+    finally:
+        _active.reset(token)

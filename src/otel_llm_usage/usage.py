@@ -1,0 +1,221 @@
+"""Token usage: one value type and its extraction from every shape LangChain passes on.
+
+Shapes read (first match wins):
+
+* ``AIMessage.usage_metadata``: ``input_tokens`` already includes cache reads and writes;
+  details in ``input_token_details`` / ``output_token_details``.
+* OpenAI style (``llm_output["token_usage"]``, ``response_metadata["token_usage"]``):
+  ``prompt_tokens`` includes ``prompt_tokens_details.cached_tokens``.
+* Anthropic style (``response_metadata["usage"]``): ``input_tokens`` EXCLUDES
+  ``cache_read_input_tokens`` and ``cache_creation_input_tokens``; we add them.
+* Bedrock Converse style (``inputTokens``/``outputTokens``, ``cacheReadInputTokens``,
+  ``cacheWriteInputTokens``): input excludes the cache tokens, as with Anthropic.
+* LangChain.js exports (``tokenUsage``: ``promptTokens``/``completionTokens``).
+
+Every number is validated: only non-negative integers (or integral floats) count; anything
+else is ignored with a debug log, so a strange usage dict never raises and never invents
+a value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_MAX_TOKENS = 1 << 53  # beyond this a "count" is junk, not usage
+
+
+class Usage:
+    """Token counts of one model call. ``input`` includes cache reads and writes."""
+
+    __slots__ = ("cache_creation", "cache_read", "input", "output", "reasoning")
+
+    def __init__(
+        self,
+        input: int = 0,
+        output: int = 0,
+        cache_read: int = 0,
+        cache_creation: int = 0,
+        reasoning: int = 0,
+    ) -> None:
+        self.input = input
+        self.output = output
+        self.cache_read = cache_read
+        self.cache_creation = cache_creation
+        self.reasoning = reasoning
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input + other.input,
+            self.output + other.output,
+            self.cache_read + other.cache_read,
+            self.cache_creation + other.cache_creation,
+            self.reasoning + other.reasoning,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Usage) and self.as_tuple() == other.as_tuple()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def as_tuple(self) -> tuple[int, int, int, int, int]:
+        return (self.input, self.output, self.cache_read, self.cache_creation, self.reasoning)
+
+    def __repr__(self) -> str:
+        return (
+            f"Usage(input={self.input}, output={self.output}, cache_read={self.cache_read}, "
+            f"cache_creation={self.cache_creation}, reasoning={self.reasoning})"
+        )
+
+
+def _count(value: Any) -> int | None:
+    """A token count, or None when the value is not a plausible count."""
+    if type(value) is int and 0 <= value < _MAX_TOKENS:  # the common case, first
+        return value
+    if isinstance(value, float) and value.is_integer() and 0 <= value < _MAX_TOKENS:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_TOKENS:
+        return int(value)  # int subclasses (IntEnum and the like)
+    if value is not None:
+        logger.debug("otel-llm-usage: ignoring token count %r (not a non-negative integer)", value)
+    return None
+
+
+def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        if key in mapping:
+            found = _count(mapping[key])
+            if found is not None:
+                return found
+    return None
+
+
+def _nested(mapping: Mapping[str, Any], outer: str, inner: str) -> int | None:
+    details = mapping.get(outer)
+    if isinstance(details, Mapping) and inner in details:
+        return _count(details[inner])
+    return None
+
+
+def from_usage_metadata(metadata: Any) -> Usage | None:
+    """Usage from LangChain's ``usage_metadata`` (input already includes cache tokens)."""
+    if not isinstance(metadata, Mapping):
+        return None
+    try:
+        input_tokens = _count(metadata.get("input_tokens"))
+        output_tokens = _count(metadata.get("output_tokens"))
+        if input_tokens is None and output_tokens is None:
+            return None
+        usage = Usage(input_tokens or 0, output_tokens or 0)
+        details = metadata.get("input_token_details")
+        if details:
+            usage.cache_read = _nested(metadata, "input_token_details", "cache_read") or 0
+            usage.cache_creation = _nested(metadata, "input_token_details", "cache_creation") or 0
+        details = metadata.get("output_token_details")
+        if details:
+            usage.reasoning = _nested(metadata, "output_token_details", "reasoning") or 0
+        return usage
+    except Exception:  # a Mapping whose methods raise
+        logger.debug("otel-llm-usage: unreadable usage_metadata", exc_info=True)
+        return None
+
+
+_INPUT_KEYS = ("prompt_tokens", "input_tokens", "inputTokens", "promptTokens")
+_OUTPUT_KEYS = ("completion_tokens", "output_tokens", "outputTokens", "completionTokens")
+# Keys whose presence means the input count EXCLUDES cache reads/writes.
+_EXCLUSIVE_CACHE_READ = ("cache_read_input_tokens", "cacheReadInputTokens")
+_EXCLUSIVE_CACHE_WRITE = ("cache_creation_input_tokens", "cacheWriteInputTokens")
+
+
+def from_provider_usage(raw: Any) -> Usage | None:
+    """Usage from a provider-style dict (OpenAI, Anthropic, Bedrock Converse, LangChain.js)."""
+    if not isinstance(raw, Mapping):
+        return None
+    try:
+        input_tokens = _first(raw, _INPUT_KEYS)
+        output_tokens = _first(raw, _OUTPUT_KEYS)
+        if input_tokens is None and output_tokens is None:
+            return None
+        usage = Usage(input_tokens or 0, output_tokens or 0)
+        cache_read = _first(raw, _EXCLUSIVE_CACHE_READ)
+        cache_write = _first(raw, _EXCLUSIVE_CACHE_WRITE)
+        if cache_read is not None or cache_write is not None:
+            # Anthropic / Bedrock: input_tokens counts only the uncached part.
+            usage.cache_read = cache_read or 0
+            usage.cache_creation = cache_write or 0
+            usage.input += usage.cache_read + usage.cache_creation
+        else:
+            usage.cache_read = _nested(raw, "prompt_tokens_details", "cached_tokens") or 0
+        usage.reasoning = _nested(raw, "completion_tokens_details", "reasoning_tokens") or 0
+        return usage
+    except Exception:
+        logger.debug("otel-llm-usage: unreadable provider usage", exc_info=True)
+        return None
+
+
+_METADATA_USAGE_KEYS = ("token_usage", "usage", "tokenUsage")
+
+
+def from_response_metadata(metadata: Any) -> Usage | None:
+    """Usage from ``response_metadata`` or ``llm_output``, whichever key the provider used."""
+    if not isinstance(metadata, Mapping):
+        return None
+    for key in _METADATA_USAGE_KEYS:
+        raw = metadata.get(key)
+        if raw:
+            usage = from_provider_usage(raw)
+            if usage is not None:
+                return usage
+    return None
+
+
+def from_message(message: Any) -> Usage | None:
+    """Usage carried by an ``AIMessage`` (or chunk)."""
+    usage = from_usage_metadata(getattr(message, "usage_metadata", None))
+    if usage is None:
+        usage = from_response_metadata(getattr(message, "response_metadata", None))
+    return usage
+
+
+def from_chat_result(result: Any) -> Usage | None:
+    """Usage of one provider call from a ``ChatResult``.
+
+    Every generation of an ``n > 1`` call carries the same call-wide usage, so only the
+    first one that has usage counts.
+    """
+    for generation in getattr(result, "generations", None) or ():
+        usage = from_message(getattr(generation, "message", None))
+        if usage is not None:
+            return usage
+    return from_response_metadata(getattr(result, "llm_output", None))
+
+
+def from_llm_result(result: Any) -> Usage | None:
+    """Usage of one legacy text-completion call from an ``LLMResult``."""
+    usage = from_response_metadata(getattr(result, "llm_output", None))
+    if usage is not None:
+        return usage
+    total: Usage | None = None
+    for generations in getattr(result, "generations", None) or ():
+        for generation in generations or ():
+            info = getattr(generation, "generation_info", None)
+            found = from_response_metadata(info) or from_usage_metadata(
+                info.get("usage_metadata") if isinstance(info, Mapping) else None
+            )
+            if found is not None:
+                total = found if total is None else total + found
+    return total
+
+
+def summed(parts: Iterable[Usage]) -> Usage | None:
+    total: Usage | None = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total

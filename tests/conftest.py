@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from otel_llm_usage import LangChainUsageInstrumentor
+
+
+@dataclass
+class Telemetry:
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def model_spans(self) -> list[ReadableSpan]:
+        return [s for s in self.spans() if s.instrumentation_scope.name == "otel_llm_usage"]
+
+    def metrics(self) -> dict[str, list[Any]]:
+        """Metric name → its data points."""
+        found: dict[str, list[Any]] = {}
+        data = self.reader.get_metrics_data()
+        if data is None:
+            return found
+        for resource_metrics in data.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    found.setdefault(metric.name, []).extend(metric.data.data_points)
+        return found
+
+    def counter(self, name: str, **match: Any) -> int | float:
+        """Sum of a metric's points whose attributes contain ``match`` (dots as '__')."""
+        wanted = {k.replace("__", "."): v for k, v in match.items()}
+        total: int | float = 0
+        for point in self.metrics().get(name, []):
+            attributes = dict(point.attributes)
+            if all(attributes.get(k) == v for k, v in wanted.items()):
+                total += point.sum if hasattr(point, "sum") else point.value
+        return total
+
+    def tokens(self, token_type: str) -> int | float:
+        return self.counter("llm_usage.tokens", gen_ai__token__type=token_type)
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrumentor = LangChainUsageInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield Telemetry(exporter, reader, tracer_provider, meter_provider)
+    finally:
+        instrumentor.uninstrument()
