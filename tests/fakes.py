@@ -81,6 +81,12 @@ class FakeChat(BaseChatModel):
 
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
+    def _usage(self) -> dict[str, Any] | None:
+        """``usage=None``: the default 11/16; ``usage={}``: the provider reports none."""
+        if self.usage is None:
+            return usage_metadata()
+        return self.usage or None
+
     def _message(self, **kwargs: Any) -> AIMessage:
         tool_calls = []
         if kwargs.get("tools") and self.tool_call is not None:
@@ -88,7 +94,7 @@ class FakeChat(BaseChatModel):
         return AIMessage(
             content="" if tool_calls else self.text,
             tool_calls=tool_calls,
-            usage_metadata=self.usage if self.usage is not None else usage_metadata(),
+            usage_metadata=self._usage(),
             response_metadata={
                 "model_name": self.response_model,
                 "finish_reason": "tool_calls" if tool_calls else "stop",
@@ -137,7 +143,7 @@ class FakeChat(BaseChatModel):
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
-                usage_metadata=self.usage if self.usage is not None else usage_metadata(),
+                usage_metadata=self._usage(),
                 chunk_position="last",
                 id="chatcmpl-s1",
             )

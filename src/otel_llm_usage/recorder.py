@@ -148,7 +148,7 @@ class Instruments:
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
         for series in self._all_series():
-            for count, attributes in zip(series.tokens, series.token_attributes):
+            for count, attributes in zip(series.tokens, series.token_attributes, strict=True):
                 if count:
                     yield Observation(count, attributes)
 
