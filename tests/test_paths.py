@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 import pytest
+from fakes import FakeChat, FakeChatNoStream, FakeCompletion, usage_metadata
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -13,8 +14,6 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers._streaming import _V2StreamingCallbackHandler
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
-
-from fakes import FakeChat, FakeChatNoStream, FakeCompletion, usage_metadata
 
 warnings.filterwarnings("ignore", message=".*v3.*")
 
@@ -91,7 +90,9 @@ def test_standard_metrics(telemetry):
         "server.port": 443,
     }
     assert list(duration.explicit_bounds)[:3] == [0.01, 0.02, 0.04]
-    usage_points = {p.attributes["gen_ai.token.type"]: p for p in metrics["gen_ai.client.token.usage"]}
+    usage_points = {
+        p.attributes["gen_ai.token.type"]: p for p in metrics["gen_ai.client.token.usage"]
+    }
     assert {k: (p.count, p.sum) for k, p in usage_points.items()} == {
         "input": (1, 11),
         "output": (1, 16),
@@ -343,17 +344,19 @@ async def test_astream_falling_back_to_ainvoke_makes_one_span(telemetry):
 
 
 def test_cache_and_reasoning_tokens(telemetry):
-    model = FakeChat(usage=usage_metadata(1200, 300, cache_read=1000, cache_creation=150,
-                                          reasoning=200))
+    model = FakeChat(
+        usage=usage_metadata(1200, 300, cache_read=1000, cache_creation=150, reasoning=200)
+    )
     model.invoke("hi")
     (span,) = telemetry.model_spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 1200
     assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == 1000
     assert span.attributes["gen_ai.usage.cache_creation.input_tokens"] == 150
     assert span.attributes["gen_ai.usage.reasoning.output_tokens"] == 200
-    assert [telemetry.tokens(t) for t in
-            ("input", "output", "cache_read", "cache_creation", "reasoning")] == [
-        1200, 300, 1000, 150, 200]
+    assert [
+        telemetry.tokens(t)
+        for t in ("input", "output", "cache_read", "cache_creation", "reasoning")
+    ] == [1200, 300, 1000, 150, 200]
 
 
 def test_no_usage_reported_is_marked_not_zero(telemetry):
