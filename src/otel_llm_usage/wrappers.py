@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from . import semconv as sc
 from .providers import model_info
@@ -26,9 +28,19 @@ from .recorder import ACTIVE_CALL_KEY, CallRecorder, Telemetry
 
 logger = logging.getLogger(__name__)
 
-_attach = otel_context.attach
-_detach = otel_context.detach
-_current = otel_context.get_current
+
+def _context_operations() -> tuple[Callable[..., Any], Callable[..., Any], Callable[[], Any]]:
+    """attach/detach/get_current, straight on the runtime's ContextVar when the API uses
+    its default runtime: that saves ~0.25 µs per call and per streamed chunk. Any other
+    runtime goes through the public API."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if isinstance(runtime, ContextVarsRuntimeContext) and isinstance(variable, ContextVar):
+        return variable.set, variable.reset, variable.get
+    return otel_context.attach, otel_context.detach, otel_context.get_current
+
+
+_attach, _detach, _current = _context_operations()
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
