@@ -61,6 +61,8 @@ def telemetry() -> Iterator[Telemetry]:
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     instrumentor = LangChainUsageInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:  # left over by an earlier test
+        instrumentor.uninstrument()
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     try:
         yield Telemetry(exporter, reader, tracer_provider, meter_provider)

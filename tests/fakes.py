@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -231,3 +232,39 @@ class FakeCompletion(BaseLLM):
     ) -> Iterator[GenerationChunk]:
         for word in self.text.split(" "):
             yield GenerationChunk(text=word + " ")
+
+
+class ScriptedChat(FakeChat):
+    """Answers each call with the next step of ``script``: a tool call or a text, each with
+    its own usage. Models an agent's model: ask for a tool, then answer."""
+
+    script: list[dict[str, Any]] = []
+    calls: list[int] = []  # one entry per call made (shared list: the instance is copied)
+
+    def _message(self, **kwargs: Any) -> AIMessage:
+        step = self.script[len(self.calls) % len(self.script)]
+        self.calls.append(1)
+        tool_calls = [dict(step["tool_call"], type="tool_call")] if "tool_call" in step else []
+        return AIMessage(
+            content=step.get("text", ""),
+            tool_calls=tool_calls,
+            usage_metadata=step["usage"],
+            response_metadata={
+                "model_name": self.response_model,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            },
+        )
+
+    def _stream_chunks(self) -> Iterator[ChatGenerationChunk]:
+        message = self._message()
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=message.content,
+                tool_call_chunks=[
+                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
+                    for i, c in enumerate(message.tool_calls)
+                ],
+                usage_metadata=message.usage_metadata,
+                response_metadata=message.response_metadata,
+            )
+        )

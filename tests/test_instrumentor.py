@@ -5,24 +5,28 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from fakes import FakeChat
-from langchain_core.language_models import BaseChatModel, BaseLLM
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_llm_usage import LangChainUsageInstrumentor
-from otel_llm_usage.instrumentor import PATCHES
-
-PATCHED = [(cls, name) for _, cls, name, _, _ in PATCHES]
-OWNERS = {"BaseChatModel": BaseChatModel, "BaseLLM": BaseLLM}
+from otel_llm_usage.instrumentor import PATCHES, _owner
 
 
-def originals() -> dict[tuple[str, str], object]:
-    return {(cls, name): vars(OWNERS[cls])[name] for cls, name in PATCHED}
+def current(owner: object, attribute: str) -> object:
+    return vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)
 
 
-def test_every_convergence_point_exists_in_installed_langchain():
-    for cls, name in PATCHED:
-        assert name in vars(OWNERS[cls]), f"{cls}.{name} moved"
+def originals() -> dict[tuple[object, str], object]:
+    found = {}
+    for module, path, _, _ in PATCHES:
+        located = _owner(module, path)
+        assert located is not None, f"{module}.{path} moved"  # every target is installed
+        found[located] = current(*located)
+    return found
+
+
+def test_every_patch_target_exists_in_installed_versions():
+    assert len(originals()) == len(PATCHES)
 
 
 def test_uninstrument_restores_every_attribute_and_cycles_cleanly(telemetry):
@@ -35,7 +39,7 @@ def test_uninstrument_restores_every_attribute_and_cycles_cleanly(telemetry):
         )
         instrumentor.instrument()  # a second call patches nothing more
         for key, original in before.items():
-            patched = vars(OWNERS[key[0]])[key[1]]
+            patched = current(*key)
             assert patched is not original
             assert patched.__wrapped__ is original  # one layer, never two
         instrumentor.uninstrument()

@@ -14,7 +14,14 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from . import config
 from . import semconv as sc
+from .agents import (
+    make_agent_stream,
+    make_async_agent_stream,
+    make_async_tool_call,
+    make_tool_call,
+)
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
@@ -33,35 +40,59 @@ logger = logging.getLogger(__name__)
 
 _CHAT = "langchain_core.language_models.chat_models"
 _LLMS = "langchain_core.language_models.llms"
+_TOOLS = "langchain_core.tools.base"
+_PREGEL = "langgraph.pregel.main"
 
-# (module, class, method, wrapper factory, operation). Walked to wrap and to unwrap.
-# Methods missing from the installed langchain-core (the v3 event path is new) are
-# skipped.
-PATCHES: tuple[tuple[str, str, str, Callable[[Telemetry, str], Wrapper], str], ...] = (
-    (_CHAT, "BaseChatModel", "_generate_with_cache", make_call, sc.OPERATION_CHAT),
-    (_CHAT, "BaseChatModel", "_agenerate_with_cache", make_async_call, sc.OPERATION_CHAT),
-    (_CHAT, "BaseChatModel", "stream", make_stream, sc.OPERATION_CHAT),
-    (_CHAT, "BaseChatModel", "astream", make_async_stream, sc.OPERATION_CHAT),
-    (_CHAT, "BaseChatModel", "_iter_v2_events", make_events, sc.OPERATION_CHAT),
-    (_CHAT, "BaseChatModel", "_aiter_v2_events", make_async_events, sc.OPERATION_CHAT),
-    (_LLMS, "BaseLLM", "_generate_helper", make_call, sc.OPERATION_TEXT_COMPLETION),
-    (_LLMS, "BaseLLM", "_agenerate_helper", make_async_call, sc.OPERATION_TEXT_COMPLETION),
-    (_LLMS, "BaseLLM", "stream", make_stream, sc.OPERATION_TEXT_COMPLETION),
-    (_LLMS, "BaseLLM", "astream", make_async_stream, sc.OPERATION_TEXT_COMPLETION),
+# (module, attribute path, wrapper factory, operation). Walked to wrap, then the record
+# of what was wrapped is walked to unwrap. Attributes missing from the installed
+# versions (the v3 event path is new) and modules not installed (langgraph)
+# are skipped.
+PATCHES: tuple[tuple[str, str, Callable[[Telemetry, str], Wrapper], str], ...] = (
+    (_CHAT, "BaseChatModel._generate_with_cache", make_call, sc.OPERATION_CHAT),
+    (_CHAT, "BaseChatModel._agenerate_with_cache", make_async_call, sc.OPERATION_CHAT),
+    (_CHAT, "BaseChatModel.stream", make_stream, sc.OPERATION_CHAT),
+    (_CHAT, "BaseChatModel.astream", make_async_stream, sc.OPERATION_CHAT),
+    (_CHAT, "BaseChatModel._iter_v2_events", make_events, sc.OPERATION_CHAT),
+    (_CHAT, "BaseChatModel._aiter_v2_events", make_async_events, sc.OPERATION_CHAT),
+    (_LLMS, "BaseLLM._generate_helper", make_call, sc.OPERATION_TEXT_COMPLETION),
+    (_LLMS, "BaseLLM._agenerate_helper", make_async_call, sc.OPERATION_TEXT_COMPLETION),
+    (_LLMS, "BaseLLM.stream", make_stream, sc.OPERATION_TEXT_COMPLETION),
+    (_LLMS, "BaseLLM.astream", make_async_stream, sc.OPERATION_TEXT_COMPLETION),
+    (_TOOLS, "BaseTool.run", make_tool_call, sc.OPERATION_EXECUTE_TOOL),
+    (_TOOLS, "BaseTool.arun", make_async_tool_call, sc.OPERATION_EXECUTE_TOOL),
+    (_PREGEL, "Pregel.stream", make_agent_stream, sc.OPERATION_INVOKE_AGENT),
+    (_PREGEL, "Pregel.astream", make_async_agent_stream, sc.OPERATION_INVOKE_AGENT),
 )
 
 
+def _owner(module_name: str, path: str) -> tuple[Any, str] | None:
+    """The object holding the attribute, and its name; None if not installed/found."""
+    try:
+        owner: Any = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    *parents, attribute = path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent, None)
+        if owner is None:
+            return None
+    if isinstance(owner, type):
+        return (owner, attribute) if attribute in vars(owner) else None
+    return (owner, attribute) if hasattr(owner, attribute) else None
+
+
 class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Spans, token and cost metrics for every LangChain model call.
+    """Spans, token and cost metrics for every LangChain model call, agent and tool.
 
     ``instrument(tracer_provider=..., meter_provider=..., prices=...)``; both providers
-    default to the global ones. ``uninstrument()`` restores every patched method.
+    default to the global ones; ``prices`` is a price-file path or mapping (see
+    ``pricing.py``). ``uninstrument()`` restores every patched attribute.
     """
 
     def __init__(self) -> None:
         super().__init__()
         if not hasattr(self, "_patched"):
-            self._patched: list[tuple[type, str]] = []
+            self._patched: list[tuple[Any, str]] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -71,28 +102,33 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             "otel_llm_usage",
             __version__,
             kwargs.get("tracer_provider"),
-            schema_url="https://opentelemetry.io/schemas/1.41.0",
+            schema_url=_SCHEMA_URL,
         )
         meter_provider = kwargs.get("meter_provider") or metrics.get_meter_provider()
-        meter = metrics.get_meter(
-            "otel_llm_usage",
-            __version__,
-            meter_provider,
-            schema_url="https://opentelemetry.io/schemas/1.41.0",
+        meter = metrics.get_meter("otel_llm_usage", __version__, meter_provider, _SCHEMA_URL)
+        telemetry = Telemetry(
+            tracer,
+            instruments_for(meter_provider, meter),
+            _pricing(kwargs),
+            capture_content=config.capture_content(),
+            content_max_length=config.content_max_length(),
         )
-        telemetry = Telemetry(tracer, instruments_for(meter_provider, meter), _pricing(kwargs))
-        for module_name, class_name, method, factory, operation in PATCHES:
-            owner = getattr(importlib.import_module(module_name), class_name)
-            if method not in vars(owner):
-                logger.debug("otel-llm-usage: %s.%s not found; not patched", class_name, method)
+        for module_name, path, factory, operation in PATCHES:
+            found = _owner(module_name, path)
+            if found is None:
+                logger.debug("otel-llm-usage: %s.%s not found; not patched", module_name, path)
                 continue
-            wrap_function_wrapper(owner, method, factory(telemetry, operation))
-            self._patched.append((owner, method))
+            owner, attribute = found
+            wrap_function_wrapper(owner, attribute, factory(telemetry, operation))
+            self._patched.append((owner, attribute))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         while self._patched:
-            owner, method = self._patched.pop()
-            unwrap(owner, method)
+            owner, attribute = self._patched.pop()
+            unwrap(owner, attribute)
+
+
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
 
 
 def _pricing(kwargs: dict[str, Any]) -> Pricing | None:

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 # Context key under which the recorder of the running model call is stored, so a
 # LangChain method that calls another one for the same model makes no second span.
 ACTIVE_CALL_KEY = otel_context.create_key("otel_llm_usage.active_call")
+# Context key holding the agent runs (outermost first) a model call happens under; each
+# one sums the usage and cost of the calls below it.
+AGENT_RUNS_KEY = otel_context.create_key("otel_llm_usage.agent_runs")
 
 _TOKEN_TYPES = (
     sc.TOKEN_TYPE_INPUT,
@@ -180,10 +183,19 @@ def instruments_for(meter_provider: MeterProvider, meter: Meter) -> Instruments:
 class Telemetry:
     """What every call needs, built once at ``instrument()``."""
 
-    def __init__(self, tracer: Tracer, instruments: Instruments, pricing: Any = None) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        instruments: Instruments,
+        pricing: Any = None,
+        capture_content: bool = False,
+        content_max_length: int = 8192,
+    ) -> None:
         self.tracer = tracer
         self.instruments = instruments
         self.pricing = pricing
+        self.capture_content = capture_content
+        self.content_max_length = content_max_length
 
     def start(
         self, model: Any, info: ModelInfo, parent: otel_context.Context, streaming: bool
@@ -196,6 +208,7 @@ class CallRecorder:
 
     __slots__ = (
         "_absorbed",
+        "_agent_runs",
         "_chunk_metadata",
         "_chunk_usage",
         "_chunks",
@@ -231,6 +244,7 @@ class CallRecorder:
         self._chunk_metadata: list[Mapping[str, Any]] = []
         self._response_id: str | None = None
         self._absorbed: Any = None
+        self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
         self._done = False
         self.span = telemetry.tracer.start_span(
             info.span_name,
@@ -277,6 +291,13 @@ class CallRecorder:
         self._absorbed = result
 
     # -- endings -------------------------------------------------------------------
+
+    def finish(self, result: Any) -> None:
+        """End a non-streamed call from its ``ChatResult`` or ``LLMResult``."""
+        if self.info.operation == sc.OPERATION_TEXT_COMPLETION:
+            self.finish_completion(result)
+        else:
+            self.finish_chat(result)
 
     def finish_chat(self, result: Any) -> None:
         """End a non-streamed chat call from its ``ChatResult``."""
@@ -493,6 +514,9 @@ class CallRecorder:
                 if cost is not None:
                     series.cost += cost
             series.requests[source] = series.requests.get(source, 0) + 1
+
+        for agent_run in self._agent_runs:
+            agent_run.add(info.provider, usage, cost, error is not None)
 
         trackers = tracking.active_trackers()
         if trackers:

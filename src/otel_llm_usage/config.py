@@ -1,0 +1,51 @@
+"""Settings read from the environment once, at ``instrument()``. A malformed value is
+logged with the variable's name and replaced by its default: the application runs on."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+CONTENT_MAX_LENGTH_ENV = "OTEL_LLM_USAGE_CONTENT_MAX_LENGTH"
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    logger.warning("otel-llm-usage: %s=%r is not true/false; using %s", name, raw, default)
+    return default
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        logger.warning("otel-llm-usage: %s=%r is not an integer; using %s", name, raw, default)
+        return default
+    if value < minimum:
+        logger.warning("otel-llm-usage: %s=%r is below %s; using %s", name, raw, minimum, default)
+        return default
+    return value
+
+
+def capture_content() -> bool:
+    return env_flag(CAPTURE_CONTENT_ENV)
+
+
+def content_max_length() -> int:
+    return env_int(CONTENT_MAX_LENGTH_ENV, 8192, minimum=16)

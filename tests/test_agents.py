@@ -1,0 +1,199 @@
+"""invoke_agent and execute_tool spans; the agent span sums its model calls' usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes import ScriptedChat, usage_metadata
+from langchain.agents import create_agent
+from langchain_core.tools import tool
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_llm_usage import track_usage
+
+
+@tool
+def search(query: str) -> str:
+    """Search the web."""
+    return f"Results for {query}: the 2024 Super Bowl was won by the Kansas City Chiefs."
+
+
+# The seeds' agent run: 1538 prompt / 137 completion tokens on gpt-3.5-turbo-0125 in
+# total, $0.0009745. Split over the two model calls an agent makes.
+SCRIPT = [
+    {
+        "tool_call": {"name": "search", "args": {"query": "super bowl 2024"}, "id": "call_1"},
+        "usage": usage_metadata(611, 32),
+    },
+    {"text": "The Kansas City Chiefs won.", "usage": usage_metadata(927, 105)},
+]
+
+
+def make_model(**kwargs: Any) -> ScriptedChat:
+    return ScriptedChat(
+        model_name="gpt-3.5-turbo-0125",
+        response_model="gpt-3.5-turbo-0125",
+        script=SCRIPT,
+        calls=[],
+        **kwargs,
+    )
+
+
+def by_name(spans: list[Any]) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for span in spans:
+        found.setdefault(span.name, []).append(span)
+    return found
+
+
+def assert_agent_run(telemetry: Any, usage: Any, user_span: Any) -> None:
+    spans = by_name(telemetry.model_spans())
+    (agent,) = spans["invoke_agent weather_agent"]
+    chats = spans["chat gpt-3.5-turbo-0125"]
+    (tool_span,) = spans["execute_tool search"]
+    assert len(chats) == 2
+    assert agent.kind is SpanKind.INTERNAL
+    assert agent.parent.span_id == user_span.get_span_context().span_id
+    for child in [*chats, tool_span]:
+        assert child.context.trace_id == agent.context.trace_id
+    # chat and tool spans nest under the agent span (directly or through graph nodes)
+    ids = {s.context.span_id: s for s in telemetry.spans()}
+
+    def ancestors(span: Any) -> list[int]:
+        found = []
+        while span.parent is not None and span.parent.span_id in ids:
+            span = ids[span.parent.span_id]
+            found.append(span.context.span_id)
+        return found
+
+    for child in [*chats, tool_span]:
+        assert agent.context.span_id in ancestors(child)
+    assert dict(agent.attributes) == {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "weather_agent",
+        "gen_ai.provider.name": "openai",
+        "llm_usage.model_calls": 2,
+        "gen_ai.usage.input_tokens": 1538,
+        "gen_ai.usage.output_tokens": 137,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+        "gen_ai.usage.cache_creation.input_tokens": 0,
+        "gen_ai.usage.reasoning.output_tokens": 0,
+        "gen_ai.usage.cost.amount": pytest.approx(0.0009745, rel=1e-12),
+        "gen_ai.usage.cost.currency": "USD",
+        "gen_ai.usage.cost.source": "local",
+    }
+    assert sum(c.attributes["gen_ai.usage.input_tokens"] for c in chats) == 1538
+    assert sum(c.attributes["gen_ai.usage.output_tokens"] for c in chats) == 137
+    assert dict(tool_span.attributes) == {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": "search",
+        "gen_ai.tool.type": "function",
+        "gen_ai.tool.description": "Search the web.",
+        "gen_ai.tool.call.id": "call_1",
+    }
+    assert tool_span.kind is SpanKind.INTERNAL
+    # the three views agree
+    assert (usage.input_tokens, usage.output_tokens) == (1538, 137)
+    assert usage.total_cost == pytest.approx(0.0009745, rel=1e-12)
+    assert usage.successful_requests == 2
+    assert telemetry.tokens("input") == 1538
+    assert telemetry.tokens("output") == 137
+
+
+def test_agent_run_rolls_up_usage_and_cost(telemetry):
+    agent = create_agent(make_model(), tools=[search], name="weather_agent")
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as user_span, track_usage() as usage:
+        result = agent.invoke({"messages": [{"role": "user", "content": "Who won?"}]})
+    assert result["messages"][-1].content == "The Kansas City Chiefs won."
+    assert_agent_run(telemetry, usage, user_span)
+
+
+async def test_async_agent_run_rolls_up_usage_and_cost(telemetry):
+    agent = create_agent(make_model(), tools=[search], name="weather_agent")
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as user_span, track_usage() as usage:
+        result = await agent.ainvoke({"messages": [{"role": "user", "content": "Who won?"}]})
+    assert result["messages"][-1].content == "The Kansas City Chiefs won."
+    assert_agent_run(telemetry, usage, user_span)
+
+
+def test_streamed_agent_run(telemetry):
+    agent = create_agent(make_model(), tools=[search], name="weather_agent")
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    with tracer.start_as_current_span("request") as user_span, track_usage() as usage:
+        steps = list(
+            agent.stream(
+                {"messages": [{"role": "user", "content": "Who won?"}]}, stream_mode="updates"
+            )
+        )
+    assert len(steps) == 3  # model, tools, model
+    assert_agent_run(telemetry, usage, user_span)
+
+
+def test_nested_agents_each_sum_their_own_calls(telemetry):
+    inner = create_agent(make_model(), tools=[search], name="researcher")
+
+    @tool
+    def ask_researcher(question: str) -> str:
+        """Ask the research agent."""
+        return inner.invoke({"messages": [{"role": "user", "content": question}]})["messages"][
+            -1
+        ].content
+
+    outer_script = [
+        {
+            "tool_call": {"name": "ask_researcher", "args": {"question": "who?"}, "id": "c9"},
+            "usage": usage_metadata(100, 10),
+        },
+        {"text": "Done.", "usage": usage_metadata(200, 20)},
+    ]
+    outer_model = ScriptedChat(model_name="gpt-4o-mini", script=outer_script, calls=[])
+    outer = create_agent(outer_model, tools=[ask_researcher], name="boss")
+    outer.invoke({"messages": [{"role": "user", "content": "go"}]})
+    spans = by_name(telemetry.model_spans())
+    (boss,) = spans["invoke_agent boss"]
+    (researcher,) = spans["invoke_agent researcher"]
+    assert boss.attributes["llm_usage.model_calls"] == 4
+    assert boss.attributes["gen_ai.usage.input_tokens"] == 100 + 200 + 1538
+    assert boss.attributes["gen_ai.usage.output_tokens"] == 10 + 20 + 137
+    assert researcher.attributes["llm_usage.model_calls"] == 2
+    assert researcher.attributes["gen_ai.usage.input_tokens"] == 1538
+    assert "gen_ai.provider.name" in boss.attributes
+
+
+def test_tool_error_marks_span(telemetry):
+    @tool
+    def broken(query: str) -> str:
+        """Always fails."""
+        raise ValueError("no network")
+
+    with pytest.raises(ValueError, match="no network"):
+        broken.invoke({"query": "x"})
+    (span,) = telemetry.model_spans()
+    assert span.name == "execute_tool broken"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ValueError"
+
+
+def test_tool_content_only_when_capture_is_on(telemetry, monkeypatch):
+    from otel_llm_usage import LangChainUsageInstrumentor
+
+    search.invoke({"query": "owls"})
+    (plain,) = telemetry.model_spans()
+    assert "gen_ai.tool.call.arguments" not in plain.attributes
+    assert "gen_ai.tool.call.result" not in plain.attributes
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    instrumentor = LangChainUsageInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    search.invoke({"query": "owls"})
+    captured = telemetry.model_spans()[-1]
+    assert captured.attributes["gen_ai.tool.call.arguments"] == '{"query": "owls"}'
+    assert captured.attributes["gen_ai.tool.call.result"] == (
+        "Results for owls: the 2024 Super Bowl was won by the Kansas City Chiefs."
+    )
