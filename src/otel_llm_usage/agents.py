@@ -51,13 +51,24 @@ def agent_name(graph: Any) -> str | None:
 class AgentRun:
     """One ``invoke_agent`` span and the sums of the model calls made under it."""
 
-    def __init__(self, tracer: Tracer, graph: Any, name: str, parent: otel_context.Context):
+    def __init__(
+        self,
+        tracer: Tracer,
+        graph: Any,
+        name: str,
+        parent: otel_context.Context,
+        custom: tuple[tuple[str, Any], ...] = (),
+    ):
         self.graph = graph
         self.span = tracer.start_span(
             f"{sc.OPERATION_INVOKE_AGENT} {name}",
             parent,
             SpanKind.INTERNAL,
-            {sc.GEN_AI_OPERATION_NAME: sc.OPERATION_INVOKE_AGENT, sc.GEN_AI_AGENT_NAME: name},
+            {
+                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_INVOKE_AGENT,
+                sc.GEN_AI_AGENT_NAME: name,
+                **dict(custom),
+            },
         )
         runs: tuple[AgentRun, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
         self.context = otel_context.set_value(
@@ -215,7 +226,7 @@ def _agent_begin(
         if runs and runs[-1].graph is graph:
             return None  # the same run re-entering its own stream
         try:
-            return AgentRun(telemetry.tracer, graph, name, parent)
+            return AgentRun(telemetry.tracer, graph, name, parent, telemetry.custom_attributes())
         except Exception:
             logger.debug("otel-llm-usage: could not start an agent span", exc_info=True)
             return None

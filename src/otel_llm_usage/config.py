@@ -49,3 +49,20 @@ def capture_content() -> bool:
 
 def content_max_length() -> int:
     return env_int(CONTENT_MAX_LENGTH_ENV, 8192, minimum=16)
+
+
+ATTRIBUTE_KEYS_ENV = "OTEL_LLM_USAGE_ATTRIBUTE_KEYS"
+ATTRIBUTE_MAX_VALUES_ENV = "OTEL_LLM_USAGE_ATTRIBUTE_MAX_VALUES"
+
+
+def env_list(name: str) -> list[str]:
+    raw = os.environ.get(name) or ""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def attribute_keys() -> list[str]:
+    return env_list(ATTRIBUTE_KEYS_ENV)
+
+
+def attribute_max_values() -> int:
+    return env_int(ATTRIBUTE_MAX_VALUES_ENV, 100, minimum=1)

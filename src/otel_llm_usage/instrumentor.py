@@ -22,6 +22,7 @@ from .agents import (
     make_async_tool_call,
     make_tool_call,
 )
+from .custom_attributes import AttributePolicy
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
@@ -84,9 +85,11 @@ def _owner(module_name: str, path: str) -> tuple[Any, str] | None:
 class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Spans, token and cost metrics for every LangChain model call, agent and tool.
 
-    ``instrument(tracer_provider=..., meter_provider=..., prices=...)``; both providers
-    default to the global ones; ``prices`` is a price-file path or mapping (see
-    ``pricing.py``). ``uninstrument()`` restores every patched attribute.
+    ``instrument(tracer_provider=..., meter_provider=..., prices=...,
+    usage_attribute_keys=..., usage_attribute_max_values=...)``: both providers default
+    to the global ones; ``prices`` is a price-file path or mapping (see ``pricing.py``);
+    the ``usage_attribute_*`` options bound ``usage_attributes()`` (see
+    ``custom_attributes.py``). ``uninstrument()`` restores every patched attribute.
     """
 
     def __init__(self) -> None:
@@ -112,6 +115,10 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _pricing(kwargs),
             capture_content=config.capture_content(),
             content_max_length=config.content_max_length(),
+            attribute_policy=AttributePolicy(
+                kwargs.get("usage_attribute_keys") or config.attribute_keys(),
+                kwargs.get("usage_attribute_max_values") or config.attribute_max_values(),
+            ),
         )
         for module_name, path, factory, operation in PATCHES:
             found = _owner(module_name, path)

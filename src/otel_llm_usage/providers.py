@@ -96,6 +96,7 @@ class ModelInfo:
 
     __slots__ = (
         "__weakref__",
+        "metric_key",
         "operation",
         "provider",
         "request_model",
@@ -123,6 +124,9 @@ class ModelInfo:
         self.stream_span_attributes = {**span_attributes, sc.GEN_AI_REQUEST_STREAM: True}
         self.server_address = server_address
         self.server_port = server_port
+        # What identifies this call's metric series: equal for equal models, so a new
+        # model instance per request does not make a new series.
+        self.metric_key = (operation, provider, request_model, server_address, server_port)
 
 
 def provider_name(ls_provider: str | None) -> str:

@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from . import semconv as sc
 from . import tracking
+from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .providers import ModelInfo
 from .usage import Usage, from_chat_result, from_llm_result, from_message, from_usage_metadata
 
@@ -118,8 +119,14 @@ class Instruments:
         self._series: dict[tuple[Any, ...], Series] = {}
         self._overflow = Series(dict(_OVERFLOW_ATTRIBUTES))
 
-    def series(self, info: ModelInfo, response_model: str | None, error: str | None) -> Series:
-        key = (info, response_model, error)
+    def series(
+        self,
+        info: ModelInfo,
+        response_model: str | None,
+        error: str | None,
+        custom: Pairs = (),
+    ) -> Series:
+        key = (info.metric_key, response_model, error, custom)
         found = self._series.get(key)
         if found is not None:
             return found
@@ -142,6 +149,7 @@ class Instruments:
                         attributes[sc.SERVER_PORT] = info.server_port
                 if error:
                     attributes[sc.ERROR_TYPE] = error
+                attributes.update(custom)
                 found = self._series[key] = Series(attributes)
         return found
 
@@ -190,12 +198,19 @@ class Telemetry:
         pricing: Any = None,
         capture_content: bool = False,
         content_max_length: int = 8192,
+        attribute_policy: AttributePolicy | None = None,
     ) -> None:
         self.tracer = tracer
         self.instruments = instruments
         self.pricing = pricing
         self.capture_content = capture_content
         self.content_max_length = content_max_length
+        self.attribute_policy = attribute_policy or AttributePolicy()
+
+    def custom_attributes(self) -> Pairs:
+        """The allowed ``usage_attributes()`` pairs of the current block (usually none)."""
+        pairs = current_pairs()
+        return self.attribute_policy.apply(pairs) if pairs else ()
 
     def start(
         self, model: Any, info: ModelInfo, parent: otel_context.Context, streaming: bool
@@ -212,6 +227,7 @@ class CallRecorder:
         "_chunk_metadata",
         "_chunk_usage",
         "_chunks",
+        "_custom",
         "_done",
         "_first_chunk",
         "_last_chunk",
@@ -246,12 +262,11 @@ class CallRecorder:
         self._absorbed: Any = None
         self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
         self._done = False
-        self.span = telemetry.tracer.start_span(
-            info.span_name,
-            parent,
-            SpanKind.CLIENT,
-            info.stream_span_attributes if streaming else info.span_attributes,
-        )
+        self._custom = telemetry.custom_attributes()
+        attributes = info.stream_span_attributes if streaming else info.span_attributes
+        if self._custom:
+            attributes = {**attributes, **dict(self._custom)}
+        self.span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
         self.context = otel_context.set_value(
             ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
         )
@@ -487,7 +502,7 @@ class CallRecorder:
         span.end()
 
         instruments = self.telemetry.instruments
-        series = instruments.series(info, response_model, error)
+        series = instruments.series(info, response_model, error, self._custom)
         attributes = series.attributes
         instruments.duration.record(duration, attributes)
         if usage is not None:
