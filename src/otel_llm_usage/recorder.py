@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from time import perf_counter
 from typing import Any
 
@@ -19,8 +19,8 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from . import content, tracking
 from . import semconv as sc
-from . import tracking
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .providers import ModelInfo
 from .usage import Usage, from_chat_result, from_llm_result, from_message, from_usage_metadata
@@ -213,9 +213,15 @@ class Telemetry:
         return self.attribute_policy.apply(pairs) if pairs else ()
 
     def start(
-        self, model: Any, info: ModelInfo, parent: otel_context.Context, streaming: bool
+        self,
+        model: Any,
+        info: ModelInfo,
+        parent: otel_context.Context,
+        streaming: bool,
+        prompt: Callable[[], Any] | None = None,
     ) -> CallRecorder:
-        return CallRecorder(self, model, info, parent, streaming)
+        """``prompt`` returns the call's messages; called only when content is captured."""
+        return CallRecorder(self, model, info, parent, streaming, prompt)
 
 
 class CallRecorder:
@@ -233,6 +239,7 @@ class CallRecorder:
         "_last_chunk",
         "_response_id",
         "_start",
+        "_streamed_text",
         "context",
         "info",
         "model",
@@ -248,6 +255,7 @@ class CallRecorder:
         info: ModelInfo,
         parent: otel_context.Context,
         streaming: bool,
+        prompt: Callable[[], Any] | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.model = model
@@ -270,7 +278,23 @@ class CallRecorder:
         self.context = otel_context.set_value(
             ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
         )
+        self._streamed_text: list[Any] | None = None
+        if telemetry.capture_content and prompt is not None and self.span.is_recording():
+            self._capture_input(prompt)
+            self._streamed_text = []
         self._start = perf_counter()
+
+    def _capture_input(self, prompt: Callable[[], Any]) -> None:
+        try:
+            limit = self.telemetry.content_max_length
+            system, messages = content.input_messages(prompt())
+            if system:
+                self.span.set_attribute(
+                    sc.GEN_AI_SYSTEM_INSTRUCTIONS, content.bounded_json(system, limit)
+                )
+            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, content.bounded_json(messages, limit))
+        except Exception:
+            logger.debug("otel-llm-usage: could not capture input messages", exc_info=True)
 
     # -- data in -----------------------------------------------------------------
 
@@ -283,6 +307,8 @@ class CallRecorder:
                 self._response_id = getattr(message, "id", None)
             self._last_chunk = now
             self._chunks += 1
+            if self._streamed_text is not None:
+                self._streamed_text.append(message.content)
             usage = message.usage_metadata
             if usage:
                 self._chunk_usage.append(usage)
@@ -292,8 +318,10 @@ class CallRecorder:
         except Exception:
             logger.debug("otel-llm-usage: unreadable stream chunk", exc_info=True)
 
-    def on_text_chunk(self) -> None:
-        """A streamed legacy text chunk: timing only (a ``str`` carries no usage)."""
+    def on_text_chunk(self, text: Any = None) -> None:
+        """A streamed legacy text chunk (or a v3 content delta): timing, text if captured."""
+        if self._streamed_text is not None and isinstance(text, str):
+            self._streamed_text.append(text)
         now = perf_counter()
         if self._first_chunk is None:
             self._first_chunk = now
@@ -344,6 +372,7 @@ class CallRecorder:
                 finish_reasons,
                 None,
                 cache_hit=cache_hit,
+                output=message,
             )
         except Exception:
             logger.debug("otel-llm-usage: failed to record a chat call", exc_info=True)
@@ -362,7 +391,16 @@ class CallRecorder:
                     reason = _finish_reason(getattr(generation, "generation_info", None))
                     if reason is not None:
                         finish_reasons.append(reason)
-            self._end(from_llm_result(result), llm_output, None, finish_reasons, None)
+            generations = getattr(result, "generations", None) or [[]]
+            first = generations[0][0] if generations[0] else None
+            self._end(
+                from_llm_result(result),
+                llm_output,
+                None,
+                finish_reasons,
+                None,
+                output=getattr(first, "text", None),
+            )
         except Exception:
             logger.debug("otel-llm-usage: failed to record a completion call", exc_info=True)
             self._safe_end_span()
@@ -386,8 +424,17 @@ class CallRecorder:
                 reason = _finish_reason(part)
                 if reason is not None:
                     finish_reasons.append(reason)
+            output: Any = None
+            if self._streamed_text is not None:
+                output = "".join(t for t in self._streamed_text if isinstance(t, str))
             self._end(
-                usage, metadata, self._response_id, finish_reasons, None, closed_early=closed_early
+                usage,
+                metadata,
+                self._response_id,
+                finish_reasons,
+                None,
+                closed_early=closed_early,
+                output=output,
             )
         except Exception:
             logger.debug("otel-llm-usage: failed to record a stream", exc_info=True)
@@ -407,6 +454,7 @@ class CallRecorder:
                 getattr(message, "id", None),
                 [reason] if reason is not None else [],
                 None,
+                output=message,
             )
         except Exception:
             logger.debug("otel-llm-usage: failed to record a protocol stream", exc_info=True)
@@ -450,6 +498,7 @@ class CallRecorder:
         description: str | None = None,
         cache_hit: bool = False,
         closed_early: bool = False,
+        output: Any = None,
     ) -> None:
         end = perf_counter()
         duration = end - self._start
@@ -498,6 +547,11 @@ class CallRecorder:
             if error:
                 attributes[sc.ERROR_TYPE] = error
                 span.set_status(Status(StatusCode.ERROR, description))
+            if output is not None and self._streamed_text is not None:
+                reason = finish_reasons[0] if finish_reasons else None
+                attributes[sc.GEN_AI_OUTPUT_MESSAGES] = content.bounded_json(
+                    content.output_message(output, reason), self.telemetry.content_max_length
+                )
             span.set_attributes(attributes)
         span.end()
 

@@ -190,13 +190,14 @@ def _model_begin(
     stop: Any,
     kwargs: dict[str, Any],
     streaming: bool,
+    prompt: Callable[[], Any] | None = None,
 ) -> Begin:
     def begin(parent: otel_context.Context) -> CallRecorder | None:
         if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or _nested_in(parent, instance) is not None:
             return None
         try:
             info = model_info(instance, operation, stop, kwargs)
-            return telemetry.start(instance, info, parent, streaming)
+            return telemetry.start(instance, info, parent, streaming, prompt)
         except Exception:
             logger.debug("otel-llm-usage: could not start a span", exc_info=True)
             return None
@@ -215,7 +216,26 @@ def _positional_stop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[1] if len(args) > 1 else kwargs.get("stop")
 
 
+def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Callable[[], Any]:
+    """The call's messages or prompts, read only if content is captured."""
+    return lambda: args[0] if args else kwargs.get(name)
+
+
+def _converted_input(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Callable[[], Any]:
+    """``stream(input)``: LangChain's own conversion of the input to messages."""
+
+    def prompt() -> Any:
+        value = instance._convert_input(args[0] if args else kwargs.get("input"))
+        return value.to_messages() if hasattr(value, "to_messages") else value
+
+    return prompt
+
+
 def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    chat = operation == sc.OPERATION_CHAT
+
     def traced_call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         parent = current_context()
         outer = _nested_in(parent, instance)
@@ -224,7 +244,13 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
             outer.absorb(result)
             return result
         begin = _model_begin(
-            telemetry, instance, operation, _positional_stop(args, kwargs), kwargs, False
+            telemetry,
+            instance,
+            operation,
+            _positional_stop(args, kwargs),
+            kwargs,
+            False,
+            _first_argument(args, kwargs, "messages" if chat else "prompts"),
         )
         recorder = begin(parent)
         if recorder is None:
@@ -235,6 +261,8 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
 
 
 def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    chat = operation == sc.OPERATION_CHAT
+
     async def traced_acall(
         wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
     ) -> Any:
@@ -245,7 +273,13 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
             outer.absorb(result)
             return result
         begin = _model_begin(
-            telemetry, instance, operation, _positional_stop(args, kwargs), kwargs, False
+            telemetry,
+            instance,
+            operation,
+            _positional_stop(args, kwargs),
+            kwargs,
+            False,
+            _first_argument(args, kwargs, "messages" if chat else "prompts"),
         )
         recorder = begin(parent)
         if recorder is None:
@@ -258,7 +292,7 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
 def _chunk_handler(recorder: CallRecorder) -> ItemHandler:
     if recorder.info.operation == sc.OPERATION_CHAT:
         return recorder.on_message_chunk
-    return lambda _text: recorder.on_text_chunk()
+    return recorder.on_text_chunk
 
 
 _MESSAGE_FINISH = "message-finish"
@@ -273,7 +307,8 @@ def _event_handler_for(kwargs: dict[str, Any]) -> Callable[[CallRecorder], ItemH
             try:
                 kind = event.get("event") if isinstance(event, dict) else None
                 if kind == _CONTENT_DELTA:
-                    recorder.on_text_chunk()
+                    delta = event.get("delta")
+                    recorder.on_text_chunk(delta.get("text") if isinstance(delta, dict) else None)
                 elif kind == _MESSAGE_FINISH:
                     # The v3 pump may stop pulling once the message is done: end here
                     # rather than waiting for StopIteration.
@@ -293,7 +328,10 @@ def _event_handler_for(kwargs: dict[str, Any]) -> Callable[[CallRecorder], ItemH
 
 def make_stream(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_stream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        begin = _model_begin(telemetry, instance, operation, kwargs.get("stop"), kwargs, True)
+        prompt = _converted_input(instance, args, kwargs)
+        begin = _model_begin(
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+        )
         return traced_iter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
 
     return traced_stream
@@ -301,7 +339,10 @@ def make_stream(telemetry: Telemetry, operation: str) -> Wrapper:
 
 def make_async_stream(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_astream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        begin = _model_begin(telemetry, instance, operation, kwargs.get("stop"), kwargs, True)
+        prompt = _converted_input(instance, args, kwargs)
+        begin = _model_begin(
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+        )
         return traced_aiter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
 
     return traced_astream
@@ -309,7 +350,10 @@ def make_async_stream(telemetry: Telemetry, operation: str) -> Wrapper:
 
 def make_events(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_events(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        begin = _model_begin(telemetry, instance, operation, kwargs.get("stop"), kwargs, True)
+        prompt = _first_argument(args, kwargs, "messages")
+        begin = _model_begin(
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+        )
         return traced_iter(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))  # type: ignore[arg-type]
 
     return traced_events
@@ -317,7 +361,10 @@ def make_events(telemetry: Telemetry, operation: str) -> Wrapper:
 
 def make_async_events(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_aevents(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        begin = _model_begin(telemetry, instance, operation, kwargs.get("stop"), kwargs, True)
+        prompt = _first_argument(args, kwargs, "messages")
+        begin = _model_begin(
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+        )
         return traced_aiter(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))  # type: ignore[arg-type]
 
     return traced_aevents
