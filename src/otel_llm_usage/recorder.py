@@ -536,7 +536,7 @@ class CallRecorder:
                     attributes[sc.LLM_USAGE_PRICE_MISSING] = True
             elif cache_hit:
                 attributes[sc.LLM_USAGE_CACHE_HIT] = True
-            else:
+            elif not error:  # a failed call reports no usage: that is not a gap
                 attributes[sc.LLM_USAGE_USAGE_MISSING] = True
             if self._first_chunk is not None:
                 attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk - self._start
@@ -565,7 +565,13 @@ class CallRecorder:
             instruments.token_usage.record(usage.output, token_attributes[1])
             source = sc.USAGE_SOURCE_REPORTED
         else:
-            source = sc.USAGE_SOURCE_CACHE if cache_hit else sc.USAGE_SOURCE_MISSING
+            source = (
+                sc.USAGE_SOURCE_CACHE
+                if cache_hit
+                else sc.USAGE_SOURCE_ERROR
+                if error
+                else sc.USAGE_SOURCE_MISSING
+            )
         if self._first_chunk is not None:
             instruments.time_to_first_chunk.record(self._first_chunk - self._start, attributes)
             if self._chunks > 1:
