@@ -1,0 +1,371 @@
+"""A local stand-in for the OpenAI chat-completions API, so the examples run offline.
+
+:class:`LocalProvider` is a tiny HTTP server (stdlib ``http.server``, one thread) on
+``127.0.0.1`` and a free port. It answers ``POST /v1/chat/completions`` the way OpenAI
+does: a JSON body with ``usage`` (``prompt_tokens``, ``completion_tokens``,
+``total_tokens``, ``prompt_tokens_details.cached_tokens``), or, with ``"stream": true``,
+server-sent events ending in a usage chunk when ``stream_options.include_usage`` is set.
+
+Its answers are deterministic, so the examples print exact numbers:
+
+* tokens are words: ``prompt_tokens`` = 4 per message + the words of its content;
+  ``completion_tokens`` = the words of the answer;
+* a prompt (the whole message list) seen before is a prompt-cache hit: all of its
+  prompt tokens are reported as ``cached_tokens``, as OpenAI reports cache reads;
+* the answer is picked from a few canned ones by a checksum of the last message.
+
+:func:`chat_model` returns the client: the real ``langchain_openai.ChatOpenAI`` pointed at
+the server when ``langchain-openai`` is installed, else :class:`LocalChatModel`, a small
+LangChain chat model that speaks the same HTTP API with the standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.base import LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+ANSWERS = (
+    "A span walks into a bar. The bartender says: we do not serve your kind here. "
+    "The span says: that is fine, I am just passing through.",
+    "Why did the metric break up with the log? It needed more space.",
+    "I asked the trace for directions. It gave me the whole call stack.",
+    "Observability is like a joke: if you have to explain it, the dashboard is wrong.",
+)
+MESSAGE_OVERHEAD = 4  # prompt tokens per message, on top of its words
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        return " ".join(
+            str(part.get("text", "")) if isinstance(part, dict) else str(part) for part in content
+        )
+    return ""
+
+
+def prompt_tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(MESSAGE_OVERHEAD + words(_text(m.get("content"))) for m in messages)
+
+
+def answer_for(messages: list[dict[str, Any]]) -> str:
+    last = _text(messages[-1].get("content")) if messages else ""
+    return ANSWERS[zlib.crc32(last.encode("utf-8")) % len(ANSWERS)]
+
+
+class LocalProvider:
+    """An OpenAI-compatible chat-completions server on 127.0.0.1 (a context manager).
+
+    ``url`` is the ``base_url`` to give a client. ``chunk_delay`` (seconds) is slept
+    between streamed chunks. ``requests`` keeps every request body received.
+    """
+
+    def __init__(self, chunk_delay: float = 0.0) -> None:
+        self.chunk_delay = chunk_delay
+        self.requests: list[dict[str, Any]] = []
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    def start(self) -> LocalProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> LocalProvider:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the API --------------------------------------------------------------------------
+
+    def complete(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """(response id, answer, usage) for one request; notes the prompt as cached."""
+        messages = body.get("messages") or []
+        key = json.dumps(messages, sort_keys=True)
+        prompt = prompt_tokens(messages)
+        answer = answer_for(messages)
+        completion = words(answer)
+        with self._lock:
+            self.requests.append(body)
+            self._count += 1
+            response_id = f"chatcmpl-local-{self._count}"
+            cached = prompt if key in self._seen else 0
+            self._seen.add(key)
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+        return response_id, answer, usage
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def _json(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._json(404, {"error": {"message": f"unknown path {self.path}"}})
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except ValueError:
+                    self._json(400, {"error": {"message": "the body is not JSON"}})
+                    return
+                model = str(body.get("model") or "gpt-4o-mini")
+                response_id, answer, usage = provider.complete(body)
+                if body.get("stream"):
+                    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                    self._stream(model, response_id, answer, usage if include_usage else None)
+                    return
+                self._json(
+                    200,
+                    {
+                        "id": response_id,
+                        "object": "chat.completion",
+                        "created": 1700000000,
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": answer},
+                                "logprobs": None,
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": usage,
+                        "system_fingerprint": "fp_local",
+                    },
+                )
+
+            def _stream(
+                self, model: str, response_id: str, answer: str, usage: dict[str, Any] | None
+            ) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+
+                def event(choices: list[dict[str, Any]], usage_part: Any = None) -> None:
+                    chunk: dict[str, Any] = {
+                        "id": response_id,
+                        "object": "chat.completion.chunk",
+                        "created": 1700000000,
+                        "model": model,
+                        "system_fingerprint": "fp_local",
+                        "choices": choices,
+                    }
+                    if usage is not None:
+                        chunk["usage"] = usage_part
+                    self.wfile.write(b"data: " + json.dumps(chunk).encode("utf-8") + b"\n\n")
+                    self.wfile.flush()
+                    if provider.chunk_delay:
+                        threading.Event().wait(provider.chunk_delay)
+
+                def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+                    return {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
+
+                event([delta({"role": "assistant", "content": ""})])
+                pieces = answer.split(" ")
+                for index, piece in enumerate(pieces):
+                    event([delta({"content": piece if index == 0 else " " + piece})])
+                event([delta({}, "stop")])
+                if usage is not None:
+                    event([], usage)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+
+        return Handler
+
+
+# -- the clients ------------------------------------------------------------------------------
+
+
+def _role(message: BaseMessage) -> str:
+    return {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}.get(
+        message.type, message.type
+    )
+
+
+def _usage_metadata(usage: dict[str, Any]) -> UsageMetadata:
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    return UsageMetadata(
+        input_tokens=usage["prompt_tokens"],
+        output_tokens=usage["completion_tokens"],
+        total_tokens=usage["total_tokens"],
+        input_token_details={"cache_read": cached},
+    )
+
+
+class LocalChatModel(BaseChatModel):
+    """A LangChain chat model for an OpenAI-compatible endpoint, standard library only.
+
+    The fallback when ``langchain-openai`` is not installed. It reports usage as
+    ``ChatOpenAI`` does (``usage_metadata`` on the message, on the last chunk of a
+    stream) and calls itself ``openai`` for LangChain (``ls_provider``), since it speaks
+    OpenAI's API: so its calls are priced at the model's OpenAI prices.
+    """
+
+    model_name: str = "gpt-4o-mini"
+    base_url: str
+    timeout: float = 30.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "local-openai-compatible"
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        return LangSmithParams(
+            ls_provider="openai", ls_model_name=self.model_name, ls_model_type="chat"
+        )
+
+    def _post(self, messages: list[BaseMessage], stream: bool) -> Any:
+        body: dict[str, Any] = {
+            "model": self.model_name,
+            "messages": [{"role": _role(m), "content": m.content} for m in messages],
+        }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        request = urllib.request.Request(
+            self.base_url.rstrip("/") + "/chat/completions",
+            data=json.dumps(body).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+        )
+        # No proxy: the server is on this machine, whatever HTTP(S)_PROXY says.
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        return opener.open(request, timeout=self.timeout)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        with self._post(messages, stream=False) as response:
+            data = json.load(response)
+        choice = data["choices"][0]
+        message = AIMessage(
+            content=choice["message"]["content"],
+            usage_metadata=_usage_metadata(data["usage"]),
+            response_metadata={
+                "model_name": data["model"],
+                "finish_reason": choice["finish_reason"],
+                "id": data["id"],
+            },
+            id=data["id"],
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        with self._post(messages, stream=True) as response:
+            for raw in response:
+                line = raw.decode("utf-8").strip()
+                if not line.startswith("data: "):
+                    continue
+                payload = line[len("data: ") :]
+                if payload == "[DONE]":
+                    break
+                data = json.loads(payload)
+                usage = data.get("usage")
+                if not data["choices"]:
+                    message = AIMessageChunk(
+                        content="", usage_metadata=_usage_metadata(usage) if usage else None
+                    )
+                    yield ChatGenerationChunk(message=message)
+                    continue
+                choice = data["choices"][0]
+                metadata: dict[str, Any] = {}
+                if choice.get("finish_reason"):
+                    metadata = {
+                        "finish_reason": choice["finish_reason"],
+                        "model_name": data["model"],
+                    }
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content=choice["delta"].get("content") or "",
+                        response_metadata=metadata,
+                        id=data["id"],
+                    )
+                )
+                if run_manager:
+                    run_manager.on_llm_new_token(str(chunk.message.content), chunk=chunk)
+                yield chunk
+
+
+def chat_model(base_url: str, client: str = "auto", model: str = "gpt-4o-mini") -> BaseChatModel:
+    """The client for ``base_url``. ``client``: ``auto`` (``langchain-openai`` when it is
+    installed, else the standard-library one), ``langchain-openai`` or ``stdlib``."""
+    if client in ("auto", "langchain-openai"):
+        try:
+            import httpx
+            from langchain_openai import ChatOpenAI
+        except ImportError:
+            if client == "langchain-openai":
+                raise
+        else:
+            return ChatOpenAI(
+                model=model,
+                base_url=base_url,
+                api_key="sk-demo",  # type: ignore[arg-type]
+                stream_usage=True,
+                max_retries=0,
+                # No proxy: the server is on this machine, whatever HTTP(S)_PROXY says.
+                http_client=httpx.Client(trust_env=False),
+                http_async_client=httpx.AsyncClient(trust_env=False),
+            )
+    return LocalChatModel(model_name=model, base_url=base_url)
+
+
+def client_name(model: BaseChatModel) -> str:
+    if isinstance(model, LocalChatModel):
+        return "LocalChatModel (a standard-library HTTP client)"
+    return f"langchain_openai.{type(model).__name__}"
