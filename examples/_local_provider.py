@@ -74,10 +74,13 @@ class LocalProvider:
 
     ``url`` is the ``base_url`` to give a client. ``chunk_delay`` (seconds) is slept
     between streamed chunks. ``requests`` keeps every request body received.
+    ``reject_stream_options`` makes it answer 400 to ``stream_options``, as some
+    OpenAI-compatible servers do.
     """
 
-    def __init__(self, chunk_delay: float = 0.0) -> None:
+    def __init__(self, chunk_delay: float = 0.0, reject_stream_options: bool = False) -> None:
         self.chunk_delay = chunk_delay
+        self.reject_stream_options = reject_stream_options
         self.requests: list[dict[str, Any]] = []
         self._seen: set[str] = set()
         self._lock = threading.Lock()
@@ -154,6 +157,13 @@ class LocalProvider:
                     self._json(400, {"error": {"message": "the body is not JSON"}})
                     return
                 model = str(body.get("model") or "gpt-4o-mini")
+                if provider.reject_stream_options and "stream_options" in body:
+                    provider.requests.append(body)
+                    message = "Unrecognized request argument supplied: stream_options"
+                    self._json(
+                        400, {"error": {"message": message, "type": "invalid_request_error"}}
+                    )
+                    return
                 response_id, answer, usage = provider.complete(body)
                 if body.get("stream"):
                     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

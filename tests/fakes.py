@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -230,8 +231,8 @@ class FakeCompletion(BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        for word in self.text.split(" "):
-            yield GenerationChunk(text=word + " ")
+        for piece in re.split(r"(?<= )", self.text):  # words with their spaces
+            yield GenerationChunk(text=piece)
 
 
 class ScriptedChat(FakeChat):

@@ -388,15 +388,20 @@ def test_token_counter(basic: Basic) -> None:
     # Token types with a zero total (cache, reasoning) are not reported.
     assert len(points) == 2, points
     series = {k.replace(".", "__"): v for k, v in SERIES.items()}
-    assert only(points, **series, gen_ai__token__type=string("input")).value == integer(22)
-    assert only(points, **series, gen_ai__token__type=string("output")).value == integer(32)
+    reported = {"llm_usage__usage__source": string("reported")}
+    assert only(points, **series, **reported, gen_ai__token__type=string("input")).value == (
+        integer(22)
+    )
+    assert only(points, **series, **reported, gen_ai__token__type=string("output")).value == (
+        integer(32)
+    )
 
 
 def test_cost_counter(basic: Basic) -> None:
     points = basic.points(sc.LLM_USAGE_COST)
     assert_cumulative_sum(points, "USD")
     assert len(points) == 1, points
-    assert points[0].attributes == SERIES
+    assert points[0].attributes == {**SERIES, sc.LLM_USAGE_USAGE_SOURCE: string("reported")}
     assert points[0].value is not None
     assert points[0].value.kind == "double_value"
     assert points[0].value.value == pytest.approx(2 * 1.125e-05, rel=1e-9)

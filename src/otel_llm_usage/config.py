@@ -66,3 +66,10 @@ def attribute_keys() -> list[str]:
 
 def attribute_max_values() -> int:
     return env_int(ATTRIBUTE_MAX_VALUES_ENV, 100, minimum=1)
+
+
+ESTIMATE_ENV = "OTEL_LLM_USAGE_ESTIMATE"
+
+
+def estimate() -> bool:
+    return env_flag(ESTIMATE_ENV)

@@ -26,6 +26,7 @@ from .custom_attributes import AttributePolicy
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
+from .stream_usage import StreamUsagePolicy
 from .version import __version__
 from .wrappers import (
     Wrapper,
@@ -119,6 +120,8 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 kwargs.get("usage_attribute_keys") or config.attribute_keys(),
                 kwargs.get("usage_attribute_max_values") or config.attribute_max_values(),
             ),
+            estimate=config.estimate(),
+            stream_usage=StreamUsagePolicy.from_env(),
         )
         for module_name, path, factory, operation in PATCHES:
             found = _owner(module_name, path)

@@ -19,10 +19,11 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from . import content, tracking
+from . import content, estimate, tracking
 from . import semconv as sc
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .providers import ModelInfo
+from .stream_usage import StreamUsagePolicy
 from .usage import Usage, from_chat_result, from_llm_result, from_message, from_usage_metadata
 
 logger = logging.getLogger(__name__)
@@ -52,19 +53,43 @@ def error_type(exc: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-class Series:
-    """One metric attribute set and the running totals our observable counters report."""
+_COUNTED_SOURCES = (sc.USAGE_SOURCE_REPORTED, sc.USAGE_SOURCE_ESTIMATED)
 
-    __slots__ = ("attributes", "cost", "requests", "token_attributes", "tokens")
+
+class Series:
+    """One metric attribute set and the running totals our observable counters report.
+    Tokens and cost are kept apart by ``llm_usage.usage.source`` (reported, estimated)."""
+
+    __slots__ = (
+        "attributes",
+        "cost",
+        "cost_attributes",
+        "requests",
+        "token_attributes",
+        "token_usage_attributes",
+        "tokens",
+    )
 
     def __init__(self, attributes: dict[str, Any]) -> None:
         self.attributes = attributes
-        self.token_attributes = [
-            {**attributes, sc.GEN_AI_TOKEN_TYPE: token_type} for token_type in _TOKEN_TYPES
-        ]
-        self.tokens = [0, 0, 0, 0, 0]
+        # gen_ai.client.token.usage: the standard attributes only (input, output)
+        self.token_usage_attributes = (
+            {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT},
+            {**attributes, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT},
+        )
+        self.token_attributes = {
+            source: [
+                {**attributes, sc.GEN_AI_TOKEN_TYPE: token_type, sc.LLM_USAGE_USAGE_SOURCE: source}
+                for token_type in _TOKEN_TYPES
+            ]
+            for source in _COUNTED_SOURCES
+        }
+        self.cost_attributes = {
+            source: {**attributes, sc.LLM_USAGE_USAGE_SOURCE: source} for source in _COUNTED_SOURCES
+        }
+        self.tokens = {source: [0, 0, 0, 0, 0] for source in _COUNTED_SOURCES}
+        self.cost = dict.fromkeys(_COUNTED_SOURCES, 0.0)
         self.requests: dict[str, int] = {}
-        self.cost = 0.0
 
 
 class Instruments:
@@ -159,14 +184,17 @@ class Instruments:
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
         for series in self._all_series():
-            for count, attributes in zip(series.tokens, series.token_attributes, strict=True):
-                if count:
-                    yield Observation(count, attributes)
+            for source in _COUNTED_SOURCES:
+                counts = series.tokens[source]
+                for count, attributes in zip(counts, series.token_attributes[source], strict=True):
+                    if count:
+                        yield Observation(count, attributes)
 
     def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         for series in self._all_series():
-            if series.cost:
-                yield Observation(series.cost, series.attributes)
+            for source in _COUNTED_SOURCES:
+                if series.cost[source]:
+                    yield Observation(series.cost[source], series.cost_attributes[source])
 
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         for series in self._all_series():
@@ -199,6 +227,8 @@ class Telemetry:
         capture_content: bool = False,
         content_max_length: int = 8192,
         attribute_policy: AttributePolicy | None = None,
+        estimate: bool = False,
+        stream_usage: StreamUsagePolicy | None = None,
     ) -> None:
         self.tracer = tracer
         self.instruments = instruments
@@ -206,6 +236,8 @@ class Telemetry:
         self.capture_content = capture_content
         self.content_max_length = content_max_length
         self.attribute_policy = attribute_policy or AttributePolicy()
+        self.estimate = estimate
+        self.stream_usage = stream_usage or StreamUsagePolicy()
 
     def custom_attributes(self) -> Pairs:
         """The allowed ``usage_attributes()`` pairs of the current block (usually none)."""
@@ -237,12 +269,14 @@ class CallRecorder:
         "_done",
         "_first_chunk",
         "_last_chunk",
+        "_prompt",
         "_response_id",
         "_start",
         "_streamed_text",
         "context",
         "info",
         "model",
+        "requested_usage",
         "span",
         "streaming",
         "telemetry",
@@ -279,8 +313,12 @@ class CallRecorder:
             ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
         )
         self._streamed_text: list[Any] | None = None
+        self._prompt = prompt if telemetry.estimate else None
+        self.requested_usage = False  # set when we asked the provider for stream usage
         if telemetry.capture_content and prompt is not None and self.span.is_recording():
             self._capture_input(prompt)
+            self._streamed_text = []
+        elif self._prompt is not None:
             self._streamed_text = []
         self._start = perf_counter()
 
@@ -466,6 +504,8 @@ class CallRecorder:
             return
         try:
             self._done = True
+            if self.requested_usage:
+                self.telemetry.stream_usage.note_failure(exc, self.info.server_address)
             metadata: dict[str, Any] = {}
             for part in self._chunk_metadata:
                 metadata.update(part)
@@ -504,6 +544,25 @@ class CallRecorder:
         duration = end - self._start
         info = self.info
         response_model = _response_model(metadata)
+        source = sc.USAGE_SOURCE_REPORTED
+        if usage is None:
+            if cache_hit:
+                source = sc.USAGE_SOURCE_CACHE
+            elif error:
+                source = sc.USAGE_SOURCE_ERROR
+            else:
+                source = sc.USAGE_SOURCE_MISSING
+                if self._prompt is not None:
+                    usage = estimate.estimate(
+                        info.provider,
+                        response_model or info.request_model,
+                        self._prompt(),
+                        _output_text(output),
+                        info.operation == sc.OPERATION_CHAT,
+                    )
+                    if usage is not None:
+                        source = sc.USAGE_SOURCE_ESTIMATED
+        estimated = source == sc.USAGE_SOURCE_ESTIMATED
         cost = None
         pricing = self.telemetry.pricing
         if usage is not None and pricing is not None:
@@ -534,20 +593,26 @@ class CallRecorder:
                     attributes[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_LOCAL
                 elif pricing is not None:
                     attributes[sc.LLM_USAGE_PRICE_MISSING] = True
+                if estimated:
+                    attributes[sc.LLM_USAGE_USAGE_ESTIMATED] = True
             elif cache_hit:
                 attributes[sc.LLM_USAGE_CACHE_HIT] = True
             elif not error:  # a failed call reports no usage: that is not a gap
                 attributes[sc.LLM_USAGE_USAGE_MISSING] = True
             if self._first_chunk is not None:
                 attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk - self._start
-            if self.streaming:
+            if self._chunks:
                 attributes[sc.LLM_USAGE_STREAM_CHUNKS] = self._chunks
             if closed_early:
                 attributes[sc.LLM_USAGE_STREAM_CLOSED_EARLY] = True
             if error:
                 attributes[sc.ERROR_TYPE] = error
                 span.set_status(Status(StatusCode.ERROR, description))
-            if output is not None and self._streamed_text is not None:
+            if (
+                output is not None
+                and self.telemetry.capture_content
+                and self._streamed_text is not None
+            ):
                 reason = finish_reasons[0] if finish_reasons else None
                 attributes[sc.GEN_AI_OUTPUT_MESSAGES] = content.bounded_json(
                     content.output_message(output, reason), self.telemetry.content_max_length
@@ -559,19 +624,10 @@ class CallRecorder:
         series = instruments.series(info, response_model, error, self._custom)
         attributes = series.attributes
         instruments.duration.record(duration, attributes)
-        if usage is not None:
-            token_attributes = series.token_attributes
+        if usage is not None and not estimated:  # the standard histogram: reported only
+            token_attributes = series.token_usage_attributes
             instruments.token_usage.record(usage.input, token_attributes[0])
             instruments.token_usage.record(usage.output, token_attributes[1])
-            source = sc.USAGE_SOURCE_REPORTED
-        else:
-            source = (
-                sc.USAGE_SOURCE_CACHE
-                if cache_hit
-                else sc.USAGE_SOURCE_ERROR
-                if error
-                else sc.USAGE_SOURCE_MISSING
-            )
         if self._first_chunk is not None:
             instruments.time_to_first_chunk.record(self._first_chunk - self._start, attributes)
             if self._chunks > 1:
@@ -580,24 +636,46 @@ class CallRecorder:
                 )
         with instruments.lock:
             if usage is not None:
-                tokens = series.tokens
+                tokens = series.tokens[source]
                 tokens[0] += usage.input
                 tokens[1] += usage.output
                 tokens[2] += usage.cache_read
                 tokens[3] += usage.cache_creation
                 tokens[4] += usage.reasoning
                 if cost is not None:
-                    series.cost += cost
+                    series.cost[source] += cost
             series.requests[source] = series.requests.get(source, 0) + 1
 
+        if estimated:  # never mixed into reported totals
+            reported_usage, reported_cost = None, None
+        else:
+            reported_usage, reported_cost = usage, cost
         for agent_run in self._agent_runs:
-            agent_run.add(info.provider, usage, cost, error is not None)
+            agent_run.add(info.provider, reported_usage, reported_cost, error is not None)
 
         trackers = tracking.active_trackers()
         if trackers:
             model_name = response_model or info.request_model or "unknown"
             for tracker in trackers:
-                tracker.add(info.provider, model_name, usage, cost, error is not None, cache_hit)
+                tracker.add(
+                    info.provider,
+                    model_name,
+                    reported_usage,
+                    reported_cost,
+                    error is not None,
+                    cache_hit,
+                )
+                if estimated:
+                    tracker.add_estimated(usage, cost)
+
+
+def _output_text(output: Any) -> str:
+    if output is None:
+        return ""
+    if isinstance(output, str):
+        return output
+    text = getattr(output, "text", None)  # BaseMessage.text: the text of its content
+    return text if isinstance(text, str) else ""
 
 
 def _sum_usage_metadata(parts: list[Any]) -> Usage | None:

@@ -60,6 +60,12 @@ class UsageTracker:
     total_cost: float = 0.0
     calls_without_usage: int = 0
     unpriced_calls: int = 0
+    # Estimates for calls whose provider reported nothing (OTEL_LLM_USAGE_ESTIMATE=true):
+    # kept apart, never added to the reported totals above.
+    estimated_input_tokens: int = 0
+    estimated_output_tokens: int = 0
+    estimated_cost: float = 0.0
+    estimated_calls: int = 0
     by_model: dict[tuple[str, str], ModelUsage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -118,6 +124,16 @@ class UsageTracker:
             else:
                 self.total_cost += cost
                 per_model.total_cost += cost
+
+    def add_estimated(self, usage: Usage | None, cost: float | None) -> None:
+        if usage is None:
+            return
+        with self._lock:
+            self.estimated_calls += 1
+            self.estimated_input_tokens += usage.input
+            self.estimated_output_tokens += usage.output
+            if cost is not None:
+                self.estimated_cost += cost
 
     def __str__(self) -> str:
         return (

@@ -191,13 +191,16 @@ def _model_begin(
     kwargs: dict[str, Any],
     streaming: bool,
     prompt: Callable[[], Any] | None = None,
+    asked_for_usage: bool = False,
 ) -> Begin:
     def begin(parent: otel_context.Context) -> CallRecorder | None:
         if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or _nested_in(parent, instance) is not None:
             return None
         try:
             info = model_info(instance, operation, stop, kwargs)
-            return telemetry.start(instance, info, parent, streaming, prompt)
+            recorder = telemetry.start(instance, info, parent, streaming, prompt)
+            recorder.requested_usage = asked_for_usage
+            return recorder
         except Exception:
             logger.debug("otel-llm-usage: could not start a span", exc_info=True)
             return None
@@ -210,6 +213,31 @@ def _nested_in(parent: otel_context.Context, instance: Any) -> CallRecorder | No
     if active is not None and active.model is instance:  # type: ignore[attr-defined]
         return active  # type: ignore[return-value]
     return None
+
+
+def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool) -> bool:
+    """Whether ``invoke`` will stream from the provider (``streaming=True``, a streaming
+    callback such as ``astream_events``'): LangChain's own test, on the call's kwargs."""
+    try:
+        return bool(instance._should_stream(async_api=async_api, **kwargs))
+    except Exception:
+        return False
+
+
+def _ask_for_usage(
+    telemetry: Telemetry, instance: Any, operation: str, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], bool]:
+    """The stream's kwargs, with ``stream_usage=True`` added where the policy says so."""
+    policy = telemetry.stream_usage
+    if not policy.enabled or operation != sc.OPERATION_CHAT:
+        return kwargs, False
+    try:
+        host = model_info(instance, operation, kwargs.get("stop"), kwargs).server_address
+        if policy.applies(instance, kwargs, host):
+            return {**kwargs, "stream_usage": True}, True
+    except Exception:
+        logger.debug("otel-llm-usage: stream usage request check failed", exc_info=True)
+    return kwargs, False
 
 
 def _positional_stop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -243,14 +271,19 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
             result = wrapped(*args, **kwargs)
             outer.absorb(result)
             return result
+        streams = chat and _streams_internally(instance, kwargs, async_api=False)
+        asked = False
+        if streams:
+            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
         begin = _model_begin(
             telemetry,
             instance,
             operation,
             _positional_stop(args, kwargs),
             kwargs,
-            False,
+            streams,
             _first_argument(args, kwargs, "messages" if chat else "prompts"),
+            asked,
         )
         recorder = begin(parent)
         if recorder is None:
@@ -272,14 +305,19 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
             result = await wrapped(*args, **kwargs)
             outer.absorb(result)
             return result
+        streams = chat and _streams_internally(instance, kwargs, async_api=True)
+        asked = False
+        if streams:
+            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
         begin = _model_begin(
             telemetry,
             instance,
             operation,
             _positional_stop(args, kwargs),
             kwargs,
-            False,
+            streams,
             _first_argument(args, kwargs, "messages" if chat else "prompts"),
+            asked,
         )
         recorder = begin(parent)
         if recorder is None:
@@ -329,8 +367,9 @@ def _event_handler_for(kwargs: dict[str, Any]) -> Callable[[CallRecorder], ItemH
 def make_stream(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_stream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         prompt = _converted_input(instance, args, kwargs)
+        kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
         begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
         )
         return traced_iter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
 
@@ -340,8 +379,9 @@ def make_stream(telemetry: Telemetry, operation: str) -> Wrapper:
 def make_async_stream(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_astream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         prompt = _converted_input(instance, args, kwargs)
+        kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
         begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
         )
         return traced_aiter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
 

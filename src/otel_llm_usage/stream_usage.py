@@ -1,0 +1,77 @@
+"""Ask OpenAI-compatible servers for usage on streams (``stream_options.include_usage``).
+
+langchain-openai asks by itself on OpenAI's own endpoint, not on Azure or a custom
+``base_url`` (vLLM, DeepSeek, a proxy), because some of those reject the option. With
+``OTEL_LLM_USAGE_REQUEST_STREAM_USAGE=true`` (or a comma list of base-URL hosts) we ask
+on those streams too, but only where the user set ``stream_usage`` neither way. The
+answer adds one usage chunk with empty content; the streamed text is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REQUEST_STREAM_USAGE_ENV = "OTEL_LLM_USAGE_REQUEST_STREAM_USAGE"
+_TRUE = {"true", "1", "yes", "on", "all"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+class StreamUsagePolicy:
+    """Where to ask for stream usage: nowhere (default), everywhere, or listed hosts."""
+
+    def __init__(self, enabled: bool = False, hosts: frozenset[str] | None = None) -> None:
+        self.enabled = enabled
+        self.hosts = hosts  # None: every host
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> StreamUsagePolicy:
+        raw = (os.environ.get(REQUEST_STREAM_USAGE_ENV) or "").strip()
+        if raw.lower() in _FALSE:
+            return cls()
+        if raw.lower() in _TRUE:
+            return cls(True)
+        hosts = frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
+        return cls(True, hosts)
+
+    def applies(self, model: Any, kwargs: Mapping[str, Any], host: str | None) -> bool:
+        """True when this call should ask: an OpenAI-style chat model, a matching host,
+        and no choice of the user's (argument, model field or ``model_kwargs``)."""
+        if not self.enabled or not hasattr(model, "_should_stream_usage"):
+            return False
+        if self.hosts is not None and (host or "").lower() not in self.hosts:
+            return False
+        if "stream_usage" in kwargs or "stream_options" in kwargs:
+            return False
+        if getattr(model, "stream_usage", None) is not None:
+            return False
+        extra = getattr(model, "model_kwargs", None) or {}
+        return "stream_usage" not in extra and "stream_options" not in extra
+
+    def note_failure(self, exc: BaseException, host: str | None) -> None:
+        """One warning per host when a server answers 400 to the option."""
+        status = getattr(exc, "status_code", None) or getattr(
+            getattr(exc, "response", None), "status_code", None
+        )
+        if status != 400:
+            return
+        key = host or "?"
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        logger.warning(
+            "otel-llm-usage: %s asked %s for stream usage (stream_options.include_usage) "
+            "and it answered 400; if the server does not support the option, leave the host "
+            "out of %s",
+            REQUEST_STREAM_USAGE_ENV,
+            key,
+            REQUEST_STREAM_USAGE_ENV,
+        )
