@@ -110,6 +110,7 @@ class AgentRun:
         if self._done:
             return
         self._done = True
+        self.context = None  # type: ignore[assignment]  # it holds this run: free the pair
         try:
             span = self.span
             if span.is_recording():
@@ -220,7 +221,7 @@ def _agent_begin(
     telemetry: Telemetry, graph: Any, name: str
 ) -> Callable[[otel_context.Context], Any]:
     def begin(parent: otel_context.Context) -> AgentRun | None:
-        if parent.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or not telemetry.listening():
             return None
         runs: tuple[AgentRun, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
         if runs and runs[-1].graph is graph:
@@ -262,7 +263,7 @@ def make_async_agent_stream(telemetry: Telemetry, operation: str) -> Wrapper:
 
 def _tool_run(telemetry: Telemetry, tool: Any, args: Any, kwargs: Any) -> ToolRun | None:
     parent = current_context()
-    if parent.get(_SUPPRESS_INSTRUMENTATION_KEY):
+    if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or not telemetry.listening():
         return None
     try:
         arguments = args[0] if args else kwargs.get("tool_input")

@@ -12,6 +12,8 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
     BaseInstrumentor,
 )
 from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from wrapt import wrap_function_wrapper
 
 from . import config
@@ -122,6 +124,7 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             ),
             estimate=config.estimate(),
             stream_usage=StreamUsagePolicy.from_env(),
+            exporting=_exporting(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
         )
         for module_name, path, factory, operation in PATCHES:
             found = _owner(module_name, path)
@@ -139,6 +142,30 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
 
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+
+
+def _no_op(provider: Any) -> bool:
+    """The API's own no-op providers, and its proxies while no SDK has been set."""
+    return isinstance(provider, (NoOpTracerProvider, ProxyTracerProvider, NoOpMeterProvider)) or (
+        type(provider).__name__ == "_ProxyMeterProvider"
+    )
+
+
+def _exporting(tracer_provider: Any, meter_provider: Any) -> Callable[[], bool]:
+    """Whether an SDK stands behind the tracer or the meter. Providers given to
+    ``instrument()`` are checked once; the global ones on each call, since an SDK may be
+    set after instrumenting (a cheap check: two reads and two isinstance tests)."""
+    if tracer_provider is not None and meter_provider is not None:
+        static = not (_no_op(tracer_provider) and _no_op(meter_provider))
+        return lambda: static
+
+    def exporting() -> bool:
+        return not (
+            _no_op(tracer_provider or trace.get_tracer_provider())
+            and _no_op(meter_provider or metrics.get_meter_provider())
+        )
+
+    return exporting
 
 
 def _pricing(kwargs: dict[str, Any]) -> Pricing | None:

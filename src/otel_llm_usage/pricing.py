@@ -90,7 +90,8 @@ class Rates:
             ) / 1_000_000
         classes: tuple[Rate, ...] = self._classes  # type: ignore[attr-defined]
         amount = sum(
-            (count * _at(rate, total_input) for count, rate in zip(counts, classes)), Decimal(0)
+            (count * _at(rate, total_input) for count, rate in zip(counts, classes, strict=True)),
+            Decimal(0),
         )
         return float(amount / _MILLION)
 

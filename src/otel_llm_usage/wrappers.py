@@ -194,7 +194,11 @@ def _model_begin(
     asked_for_usage: bool = False,
 ) -> Begin:
     def begin(parent: otel_context.Context) -> CallRecorder | None:
-        if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or _nested_in(parent, instance) is not None:
+        if (
+            parent.get(_SUPPRESS_INSTRUMENTATION_KEY)
+            or _nested_in(parent, instance) is not None
+            or not telemetry.listening()
+        ):
             return None
         try:
             info = model_info(instance, operation, stop, kwargs)
@@ -265,6 +269,8 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
     chat = operation == sc.OPERATION_CHAT
 
     def traced_call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        if not telemetry.listening():
+            return wrapped(*args, **kwargs)
         parent = current_context()
         outer = _nested_in(parent, instance)
         if outer is not None:  # e.g. stream() fell back to invoke(): feed the outer span
@@ -299,6 +305,8 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
     async def traced_acall(
         wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
     ) -> Any:
+        if not telemetry.listening():
+            return await wrapped(*args, **kwargs)
         parent = current_context()
         outer = _nested_in(parent, instance)
         if outer is not None:
@@ -328,9 +336,7 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
 
 
 def _chunk_handler(recorder: CallRecorder) -> ItemHandler:
-    if recorder.info.operation == sc.OPERATION_CHAT:
-        return recorder.on_message_chunk
-    return recorder.on_text_chunk
+    return recorder.chunk_handler()
 
 
 _MESSAGE_FINISH = "message-finish"
