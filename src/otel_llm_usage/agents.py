@@ -2,10 +2,14 @@
 
 An agent run sums the usage and cost of every model call under it (nested agents: each
 level its own sum) and puts the totals on its span, so a trace view answers "what did
-this run cost" without a query. Agents are the LangGraph graphs made by
-``langchain.agents.create_agent``, which marks them in their config metadata
-(``ls_integration="langchain_create_agent"``, ``lc_agent_name``); their
-``stream``/``astream`` (which ``invoke``/``ainvoke`` drive) get the span.
+this run cost" without a query. Agents are:
+
+* the LangGraph graphs made by ``langchain.agents.create_agent``, which marks them in
+  their config metadata (``ls_integration="langchain_create_agent"``,
+  ``lc_agent_name``): their ``stream``/``astream`` (which ``invoke``/``ainvoke`` drive)
+  get the span;
+* the classic ``AgentExecutor`` (langchain-classic), where installed: its ``_call``/
+  ``_acall`` (``invoke``) and ``stream``/``astream``.
 """
 
 from __future__ import annotations
@@ -301,3 +305,53 @@ def make_async_tool_call(telemetry: Telemetry, operation: str) -> Wrapper:
         return await run_async_call(recorder, wrapped, args, kwargs)
 
     return traced_atool
+
+
+# -- the classic AgentExecutor ------------------------------------------------------------
+
+
+def _executor_name(executor: Any) -> str:
+    name = getattr(executor, "name", None)
+    return name if isinstance(name, str) and name else "AgentExecutor"
+
+
+def make_executor_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    def traced_executor(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        recorder = _agent_begin(telemetry, instance, _executor_name(instance))(current_context())
+        if recorder is None:
+            return wrapped(*args, **kwargs)
+        return run_call(recorder, wrapped, args, kwargs)
+
+    return traced_executor
+
+
+def make_async_executor_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    async def traced_aexecutor(
+        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        recorder = _agent_begin(telemetry, instance, _executor_name(instance))(current_context())
+        if recorder is None:
+            return await wrapped(*args, **kwargs)
+        return await run_async_call(recorder, wrapped, args, kwargs)
+
+    return traced_aexecutor
+
+
+def make_executor_stream(telemetry: Telemetry, operation: str) -> Wrapper:
+    def traced_executor_stream(
+        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        begin = _agent_begin(telemetry, instance, _executor_name(instance))
+        return traced_iter(wrapped(*args, **kwargs), begin, None)
+
+    return traced_executor_stream
+
+
+def make_async_executor_stream(telemetry: Telemetry, operation: str) -> Wrapper:
+    def traced_executor_astream(
+        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+    ) -> Any:
+        begin = _agent_begin(telemetry, instance, _executor_name(instance))
+        return traced_aiter(wrapped(*args, **kwargs), begin, None)
+
+    return traced_executor_astream

@@ -21,7 +21,11 @@ from . import semconv as sc
 from .agents import (
     make_agent_stream,
     make_async_agent_stream,
+    make_async_executor_call,
+    make_async_executor_stream,
     make_async_tool_call,
+    make_executor_call,
+    make_executor_stream,
     make_tool_call,
 )
 from .custom_attributes import AttributePolicy
@@ -46,11 +50,12 @@ _CHAT = "langchain_core.language_models.chat_models"
 _LLMS = "langchain_core.language_models.llms"
 _TOOLS = "langchain_core.tools.base"
 _PREGEL = "langgraph.pregel.main"
+_EXECUTOR = "langchain_classic.agents.agent"
 
 # (module, attribute path, wrapper factory, operation). Walked to wrap, then the record
 # of what was wrapped is walked to unwrap. Attributes missing from the installed
-# versions (the v3 event path is new) and modules not installed (langgraph)
-# are skipped.
+# versions (the v3 event path is new) and modules not installed (langgraph,
+# langchain-classic) are skipped.
 PATCHES: tuple[tuple[str, str, Callable[[Telemetry, str], Wrapper], str], ...] = (
     (_CHAT, "BaseChatModel._generate_with_cache", make_call, sc.OPERATION_CHAT),
     (_CHAT, "BaseChatModel._agenerate_with_cache", make_async_call, sc.OPERATION_CHAT),
@@ -66,6 +71,10 @@ PATCHES: tuple[tuple[str, str, Callable[[Telemetry, str], Wrapper], str], ...] =
     (_TOOLS, "BaseTool.arun", make_async_tool_call, sc.OPERATION_EXECUTE_TOOL),
     (_PREGEL, "Pregel.stream", make_agent_stream, sc.OPERATION_INVOKE_AGENT),
     (_PREGEL, "Pregel.astream", make_async_agent_stream, sc.OPERATION_INVOKE_AGENT),
+    (_EXECUTOR, "AgentExecutor._call", make_executor_call, sc.OPERATION_INVOKE_AGENT),
+    (_EXECUTOR, "AgentExecutor._acall", make_async_executor_call, sc.OPERATION_INVOKE_AGENT),
+    (_EXECUTOR, "AgentExecutor.stream", make_executor_stream, sc.OPERATION_INVOKE_AGENT),
+    (_EXECUTOR, "AgentExecutor.astream", make_async_executor_stream, sc.OPERATION_INVOKE_AGENT),
 )
 
 
