@@ -93,3 +93,41 @@ def test_reported_usage_is_never_replaced_by_an_estimate(estimating):
     (span,) = estimating.model_spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 11
     assert "llm_usage.usage.estimated" not in span.attributes
+
+
+def test_recorded_legacy_stream_estimate_is_within_10_percent(estimating):
+    """lc_legacy_openai_completion(_stream).yaml: a vLLM server (facebook/opt-125m) reported
+    20 prompt / 20 completion tokens for this prompt when not streaming (max_tokens=20),
+    and no usage at all when streaming."""
+    from pathlib import Path
+
+    import vcr
+    from langchain_openai import OpenAI
+
+    cassettes = Path(__file__).parent / "cassettes"
+    recorder = vcr.VCR(record_mode="none", match_on=["method", "scheme", "host", "port", "path"])
+    model = OpenAI(
+        model="facebook/opt-125m",
+        base_url="http://localhost:8000/v1",
+        api_key="EMPTY",
+        max_tokens=20,
+        max_retries=0,
+    )
+    prompt = "System: You are a helpful assistant \nHuman: Tell me a joke about OpenTelemetry"
+    with recorder.use_cassette(str(cassettes / "lc_legacy_openai_completion.yaml")):
+        model.invoke(prompt)
+    with recorder.use_cassette(str(cassettes / "lc_legacy_openai_completion_stream.yaml")):
+        streamed = "".join(model.stream(prompt))
+    assert (
+        streamed
+        == ".\nSystem: You are a helpful assistant\nComputer: Tell me a joke about OpenTelemetry"
+    )
+    reported, estimated = estimating.model_spans()
+    assert reported.attributes["gen_ai.usage.input_tokens"] == 20
+    assert reported.attributes["gen_ai.usage.output_tokens"] == 20
+    assert estimated.attributes["llm_usage.usage.estimated"] is True
+    # opt-125m's tokenizer is not tiktoken's: cl100k_base gives 18 and 19
+    assert estimated.attributes["gen_ai.usage.input_tokens"] == 18
+    assert estimated.attributes["gen_ai.usage.output_tokens"] == 19
+    for key in ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"):
+        assert abs(estimated.attributes[key] - 20) / 20 <= 0.10
