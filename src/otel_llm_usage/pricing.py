@@ -16,6 +16,13 @@ in USD per million tokens, wins over the built-in data::
         cache_read: 0.3         # optional, default: input
         cache_write: 3.75       # optional, default: input
         reasoning: 12.0         # optional, default: output
+
+Prices are numbers (a quoted string is an error; ``1e-3`` is read as a number). A call
+is priced by its response model, else its request model, the user's entries for either
+first; ``provider`` may be a ``gen_ai.provider.name`` or a LangChain ``ls_provider``
+("azure", "bedrock"), which is read as the ``gen_ai.provider.name`` it stands for.
+A bad entry is reported (logged at runtime, listed by ``otel-llm-usage prices check``)
+and left out; the valid ones are kept.
 """
 
 from __future__ import annotations
@@ -126,76 +133,162 @@ def _at(rate: Rate, total_input: int) -> Decimal:
 _RATE_FIELDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 _ALLOWED_FIELDS = frozenset((*_RATE_FIELDS, "provider"))
 
+PriceEntries = dict[tuple[str | None, str], Rates]
+
 
 class PriceFileError(ValueError):
     """A price file that cannot be used as it is; the message names the file and field."""
 
 
 def _decimal(value: Any, where: str) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise PriceFileError(f"{where}: expected a number of USD per million tokens, got {value!r}")
+    # Strict: a price is a number. bool is an int subclass, and a quoted "3.0" is most
+    # often a typo for something else; both are refused rather than guessed at.
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        kind = "a string" if isinstance(value, str) else type(value).__name__
+        raise PriceFileError(
+            f"{where}: expected a number of USD per million tokens, got {value!r} ({kind})"
+        )
     try:
-        number = Decimal(str(value))
-    except InvalidOperation:
+        number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
         raise PriceFileError(f"{where}: {value!r} is not a number") from None
     if not number.is_finite() or number < 0:
         raise PriceFileError(f"{where}: {value!r} must be a finite number >= 0")
     return number
 
 
-def parse_prices(data: Any, source: str) -> tuple[dict[tuple[str | None, str], Rates], list[str]]:
+def _provider_name(value: str) -> str:
+    """A LangChain ``ls_provider`` ("azure", "bedrock") as the ``gen_ai.provider.name`` our
+    spans carry, so an entry written either way applies."""
+    from .providers import PROVIDER_NAMES
+
+    return PROVIDER_NAMES.get(value, value)
+
+
+def parse_prices(data: Any, source: str) -> tuple[PriceEntries, list[str]]:
     """Entries and the errors found. Valid entries are kept even when others are bad."""
-    entries: dict[tuple[str | None, str], Rates] = {}
+    entries: PriceEntries = {}
     errors: list[str] = []
     if not isinstance(data, Mapping) or not isinstance(data.get("models"), Mapping):
-        return entries, [f"{source}: expected a top-level 'models' mapping of model → prices"]
-    for extra in set(data) - {"models"}:
-        errors.append(f"{source}: unknown top-level field {extra!r}")
+        return entries, [
+            f"{source}: models: expected a top-level 'models' mapping of model → prices"
+        ]
+    for extra in sorted(map(str, set(data) - {"models"})):
+        errors.append(f"{source}: {extra}: unknown top-level field")
+    written: dict[tuple[str | None, str], str] = {}  # key → the model name as written
     for model, fields in data["models"].items():
         where = f"{source}: models.{model}"
         try:
-            if not isinstance(model, str) or not model:
+            if not isinstance(model, str) or not model.strip():
                 raise PriceFileError(f"{where}: a model name must be a non-empty string")
             if not isinstance(fields, Mapping):
                 raise PriceFileError(f"{where}: expected a mapping of prices, got {fields!r}")
-            unknown = set(fields) - _ALLOWED_FIELDS
+            unknown = sorted(map(str, set(fields) - _ALLOWED_FIELDS))
             if unknown:
-                raise PriceFileError(f"{where}: unknown field(s) {sorted(map(str, unknown))}")
+                raise PriceFileError(
+                    f"{where}.{unknown[0]}: unknown field(s) {unknown}; allowed: "
+                    f"{', '.join(sorted(_ALLOWED_FIELDS))}"
+                )
             for required in ("input", "output"):
-                if required not in fields:
+                if fields.get(required) is None:
                     raise PriceFileError(f"{where}.{required}: missing (required)")
             rates = {
                 name: _decimal(fields[name], f"{where}.{name}")
                 for name in _RATE_FIELDS
-                if name in fields and fields[name] is not None
+                if fields.get(name) is not None
             }
             provider = fields.get("provider")
-            if provider is not None and not isinstance(provider, str):
-                raise PriceFileError(f"{where}.provider: expected a string, got {provider!r}")
-            entries[(provider, model.lower())] = Rates(**rates, source=source, provider=provider)
+            if provider is not None:
+                if not isinstance(provider, str) or not provider:
+                    raise PriceFileError(
+                        f"{where}.provider: expected a provider name, got {provider!r}"
+                    )
+                provider = _provider_name(provider)
+            key = (provider, model.lower())
+            if key in written:
+                raise PriceFileError(
+                    f"{where}: the same model as models.{written[key]}"
+                    + (f" (provider {provider})" if provider else "")
+                    + "; model names are matched case-insensitively"
+                )
+            written[key] = model
+            entries[key] = Rates(**rates, source=source, provider=provider)
         except PriceFileError as exc:
             errors.append(str(exc))
     return entries, errors
 
 
-def load_price_file(
-    path: str | os.PathLike[str],
-) -> tuple[dict[tuple[str | None, str], Rates], list[str]]:
+class _DuplicateKeys(list[str]):
+    """Keys written twice in one mapping of a file: the parsers keep the last silently."""
+
+
+def _yaml_loader(duplicates: _DuplicateKeys) -> Any:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        line = key_node.start_mark.line + 1
+                        duplicates.append(f"{key} (line {line})")
+                    seen.add(key)
+                except TypeError:  # an unhashable key: the SafeLoader reports it
+                    pass
+            return super().construct_mapping(node, deep=deep)
+
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; YAML 1.2 and JSON read it as a number.
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+def _syntax(exc: Exception) -> str:
+    """A parser's complaint on one line, with the line and column where it has them."""
+    problem = getattr(exc, "problem", None)  # yaml.MarkedYAMLError
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(problem, str) and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def load_price_file(path: str | os.PathLike[str]) -> tuple[PriceEntries, list[str]]:
+    """Entries of a YAML or JSON (by the ``.json`` suffix) price file and the errors found,
+    each naming the file and the field. Never raises for a bad or unreadable file."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        return {}, [f"{source}: cannot read the price file ({exc.strerror or exc})"]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return {}, [f"{source}: cannot read the price file ({reason})"]
+    is_json = source.lower().endswith(".json")
+    duplicates = _DuplicateKeys()
     try:
-        if source.endswith(".json"):
-            data = json.loads(text)
+        if is_json:
+
+            def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+                seen: dict[str, Any] = {}
+                for key, value in items:
+                    if key in seen:
+                        duplicates.append(key)
+                    seen[key] = value
+                return seen
+
+            data = json.loads(text, object_pairs_hook=pairs)
         else:
             import yaml
 
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_yaml_loader(duplicates))  # a SafeLoader subclass
     except Exception as exc:  # json or yaml syntax errors
-        return {}, [f"{source}: not valid {'JSON' if source.endswith('.json') else 'YAML'}: {exc}"]
-    return parse_prices(data, source)
+        return {}, [f"{source}: not valid {'JSON' if is_json else 'YAML'}: {_syntax(exc)}"]
+    entries, errors = parse_prices(data, source)
+    errors += [f"{source}: {key}: written twice; the last one is used" for key in duplicates]
+    return entries, errors
 
 
 # -- genai-prices --------------------------------------------------------------------------
@@ -218,10 +311,14 @@ GENAI_PRICES_PROVIDERS = {
     "perplexity": "perplexity",
 }
 # Where a provider resells another's models, the original's price is the fallback.
+# (genai-prices knows some of these itself: Azure → OpenAI, Google → Anthropic.)
 _FALLBACK_PROVIDERS = {"azure": ("openai",), "google": ("anthropic",)}
+# A Bedrock model id: an optional inference-profile region, the vendor, the vendor's
+# model, usually with a version suffix ("us.anthropic.claude-3-5-sonnet-20241022-v2:0").
 _BEDROCK_ID = re.compile(
-    r"^(?:(?:us|eu|apac|au|ca|jp|us-gov|global)\.)?(?P<vendor>[a-z0-9-]+)\.(?P<model>.+?)(?:-v\d+:\d+)?$"
+    r"^(?:(?:us|eu|apac|au|ca|jp|us-gov|global)\.)?(?P<vendor>[a-z0-9-]+)\.(?P<model>.+)$"
 )
+_BEDROCK_SUFFIXES = (re.compile(r":\d+$"), re.compile(r"-v\d+(?::\d+)?$"))
 _BEDROCK_VENDORS = {
     "anthropic": "anthropic",
     "meta": "meta",
@@ -244,12 +341,24 @@ def _rate(value: Any) -> Rate | None:
     return None
 
 
+def _owner(snapshot: Any, provider: Any, found: Any) -> str:
+    """The id of the provider whose list holds ``found``: genai-prices falls back from a
+    reseller to the original (Azure → OpenAI) and says so only through the model object."""
+    if any(model is found for model in provider.models):
+        return str(provider.id)
+    for fallback_id in getattr(provider, "fallback_model_providers", None) or ():
+        for other in snapshot.providers:
+            if other.id == fallback_id and any(model is found for model in other.models):
+                return str(other.id)
+    return str(provider.id)
+
+
 def _genai_prices_rates(provider_id: str, model: str) -> Rates | None:
     from genai_prices import data_snapshot
 
     snapshot = data_snapshot.get_snapshot()
     try:
-        _, found = snapshot.find_provider_model(model, None, provider_id, None)
+        provider, found = snapshot.find_provider_model(model, None, provider_id, None)
     except LookupError:
         return None
     price = found.get_prices(datetime.now(timezone.utc))
@@ -257,14 +366,30 @@ def _genai_prices_rates(provider_id: str, model: str) -> Rates | None:
     output_rate = _rate(getattr(price, "output_mtok", None))
     if input_rate is None or output_rate is None:
         return None
+    owner = _owner(snapshot, provider, found)
     return Rates(
         input=input_rate,
         output=output_rate,
         cache_read=_rate(getattr(price, "cache_read_mtok", None)),
         cache_write=_rate(getattr(price, "cache_write_mtok", None)),
-        source=f"genai-prices:{provider_id}/{found.id}",
-        provider=provider_id,
+        reasoning=_rate(getattr(price, "output_reasoning_mtok", None)),
+        source=f"genai-prices:{owner}/{found.id}",
+        provider=owner,
     )
+
+
+def _bedrock_candidates(model: str) -> list[tuple[str, str]]:
+    """The vendor's own model for a Bedrock id: as written, then without its version."""
+    match = _BEDROCK_ID.match(model)
+    if not match or match.group("vendor") not in _BEDROCK_VENDORS:
+        return []
+    vendor = _BEDROCK_VENDORS[match.group("vendor")]
+    names = [match.group("model")]
+    for suffix in _BEDROCK_SUFFIXES:
+        stripped = suffix.sub("", names[0])
+        if stripped and stripped not in names:
+            names.append(stripped)
+    return [(vendor, name) for name in names]
 
 
 def builtin_rates(provider: str, model: str) -> Rates | None:
@@ -273,9 +398,7 @@ def builtin_rates(provider: str, model: str) -> Rates | None:
     candidates = [(provider_id, model)]
     candidates += [(fallback, model) for fallback in _FALLBACK_PROVIDERS.get(provider_id, ())]
     if provider_id == "aws":
-        match = _BEDROCK_ID.match(model)
-        if match and match.group("vendor") in _BEDROCK_VENDORS:
-            candidates.append((_BEDROCK_VENDORS[match.group("vendor")], match.group("model")))
+        candidates += _bedrock_candidates(model)
     for candidate_provider, candidate_model in candidates:
         try:
             rates = _genai_prices_rates(candidate_provider, candidate_model)
@@ -289,14 +412,28 @@ def builtin_rates(provider: str, model: str) -> Rates | None:
 
 # -- the memoised price book ---------------------------------------------------------------
 
+_MEMO_LIMIT = 10_000
+
 
 class Pricing:
-    """Prices by (provider, model): the user's entries first, then genai-prices."""
+    """Prices by (provider, model): the user's entries first, then genai-prices.
 
-    def __init__(self, overrides: Mapping[tuple[str | None, str], Rates] | None = None) -> None:
+    A call is priced by its response model, else its request model (a deployment name,
+    a fine-tune's base name): the user's entries for either come first, then genai-prices
+    for either. Looked up once per (provider, models) and remembered; a model with no
+    price is logged once (a warning) and gets no cost, never a guess.
+    """
+
+    def __init__(
+        self,
+        overrides: Mapping[tuple[str | None, str], Rates] | None = None,
+        *,
+        warn_missing: bool = True,
+    ) -> None:
         self._overrides = dict(overrides or {})
-        self._memo: dict[tuple[str, str], Rates | None] = {}
+        self._memo: dict[tuple[str, str | None, str | None], Rates | None] = {}
         self._warned: set[tuple[str, str]] = set()
+        self._warn_missing = warn_missing
         self._lock = threading.Lock()
 
     @classmethod
@@ -311,37 +448,69 @@ class Pricing:
         else:
             entries, errors = load_price_file(prices)
         for error in errors:
-            logger.error("otel-llm-usage: price file error, entry ignored: %s", error)
+            logger.error("otel-llm-usage: price file problem, left out: %s", error)
         return cls(entries)
 
-    def rates(self, provider: str, model: str | None) -> Rates | None:
-        if not model:
-            return None
-        key = (provider, model)
+    @property
+    def overrides(self) -> Mapping[tuple[str | None, str], Rates]:
+        return self._overrides
+
+    def _override(self, provider: str, model: str) -> Rates | None:
+        lowered = model.lower()
+        return self._overrides.get((provider, lowered)) or self._overrides.get((None, lowered))
+
+    def rates(
+        self, provider: str, model: str | None, request_model: str | None = None
+    ) -> Rates | None:
+        """The rates a call of ``model`` (else ``request_model``) is priced at, or None."""
+        key = (provider, model, request_model)
         try:
             return self._memo[key]
         except KeyError:
             pass
-        lowered = model.lower()
-        rates = self._overrides.get((provider, lowered)) or self._overrides.get((None, lowered))
-        if rates is None:
-            rates = builtin_rates(provider, model)
+        names = [name for name in (model, request_model) if name]
+        if request_model == model:
+            names = names[:1]
+        rates: Rates | None = None
+        for name in names:
+            rates = self._override(provider, name)
+            if rates is not None:
+                break
+        else:
+            for name in names:
+                rates = builtin_rates(provider, name)
+                if rates is not None:
+                    break
         with self._lock:
-            if len(self._memo) < 10_000:
+            if len(self._memo) < _MEMO_LIMIT:
                 self._memo[key] = rates
-            if rates is None and key not in self._warned and len(self._warned) < 10_000:
-                self._warned.add(key)
+            warn_key = (provider, names[0]) if names else None
+            if (
+                rates is None
+                and warn_key is not None
+                and self._warn_missing
+                and warn_key not in self._warned
+                and len(self._warned) < _MEMO_LIMIT
+            ):
+                self._warned.add(warn_key)
                 logger.warning(
                     "otel-llm-usage: no price known for model %r of provider %r; its calls "
                     "get no cost (add it to a price file, see %s)",
-                    model,
+                    names[0],
                     provider,
                     PRICES_ENV,
                 )
         return rates
 
-    def cost(self, provider: str, model: str | None, usage: Usage) -> float | None:
-        rates = self.rates(provider, model)
+    def cost(
+        self,
+        provider: str,
+        model: str | None,
+        usage: Usage,
+        request_model: str | None = None,
+    ) -> float | None:
+        """USD for ``usage``, or None when no price is known (or it cannot be computed)."""
+        rates = self.rates(provider, model, request_model)
         if rates is None:
             return None
         try:

@@ -583,7 +583,7 @@ class CallRecorder:
         cost = None
         pricing = self.telemetry.pricing
         if usage is not None and pricing is not None:
-            cost = pricing.cost(info.provider, response_model or info.request_model, usage)
+            cost = pricing.cost(info.provider, response_model, usage, info.request_model)
 
         span = self.span
         if span.is_recording():

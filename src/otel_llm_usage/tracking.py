@@ -9,6 +9,7 @@ through ``contextvars.copy_context().run``.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .usage import Usage
+
+logger = logging.getLogger(__name__)
 
 _active: ContextVar[tuple[UsageTracker, ...]] = ContextVar("otel_llm_usage_trackers", default=())
 
@@ -47,7 +50,14 @@ class ModelUsage:
 
 @dataclass
 class UsageTracker:
-    """What :func:`track_usage` yields. Read the fields after (or during) the block."""
+    """What :func:`track_usage` yields. Read the fields after (or during) the block.
+
+    A failed call counts in ``failed_requests`` (and its tokens, if a stream reported
+    some before failing); a call whose provider reported no usage in
+    ``calls_without_usage``; one with usage but no known price in ``unpriced_calls``. A
+    LangChain LLM-cache hit makes no provider request: it counts in ``cache_hits`` only,
+    never in the tokens, the cost or ``successful_requests``.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -155,14 +165,22 @@ def track_usage() -> Iterator[UsageTracker]:
     Instruments LangChain (with whatever OpenTelemetry providers are set globally, the
     no-op ones if none) when nobody has yet. Nested blocks each count.
     """
-    from .instrumentor import LangChainUsageInstrumentor
+    try:
+        from .instrumentor import LangChainUsageInstrumentor
 
-    instrumentor: Any = LangChainUsageInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+        instrumentor: Any = LangChainUsageInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+    except Exception:  # never into the application: the block runs, counting nothing
+        logger.warning("otel-llm-usage: could not instrument LangChain", exc_info=True)
     tracker = UsageTracker()
     token = _active.set((*_active.get(), tracker))
     try:
         yield tracker
     finally:
-        _active.reset(token)
+        try:
+            _active.reset(token)
+        except ValueError:
+            # Left in another context than it was entered in (an async generator
+            # finalised by another task): take this tracker out of that one.
+            _active.set(tuple(t for t in _active.get() if t is not tracker))
