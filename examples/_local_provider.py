@@ -14,6 +14,19 @@ Its answers are deterministic, so the examples print exact numbers:
   prompt tokens are reported as ``cached_tokens``, as OpenAI reports cache reads;
 * the answer is picked from a few canned ones by a checksum of the last message.
 
+With tools (a request with ``tools``, as an agent's model sends), it answers like a
+tool-calling model, so an agent loop runs offline:
+
+* last message from the user: one call of the first tool, its first parameter set to
+  the user's text (``finish_reason`` ``tool_calls``; ``completion_tokens`` = the words of
+  the tool's name and of the arguments JSON);
+* last message a tool result: the final answer ``According to {tool}: {result}``;
+* every tool definition adds 4 + the words of its name and description to
+  ``prompt_tokens``, and an assistant message's tool calls add the words of their names
+  and arguments JSON.
+
+Requests without ``tools`` are answered as before.
+
 :func:`chat_model` returns the client: the real ``langchain_openai.ChatOpenAI`` pointed at
 the server when ``langchain-openai`` is installed, else :class:`LocalChatModel`, a small
 LangChain chat model that speaks the same HTTP API with the standard library only.
@@ -60,8 +73,56 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _tool_call_words(message: dict[str, Any]) -> int:
+    """Words of the tool calls an assistant message made (name and arguments JSON)."""
+    total = 0
+    for call in message.get("tool_calls") or ():
+        function = (call.get("function") or {}) if isinstance(call, dict) else {}
+        total += words(str(function.get("name") or "")) + words(
+            str(function.get("arguments") or "")
+        )
+    return total
+
+
 def prompt_tokens(messages: list[dict[str, Any]]) -> int:
-    return sum(MESSAGE_OVERHEAD + words(_text(m.get("content"))) for m in messages)
+    return sum(
+        MESSAGE_OVERHEAD + words(_text(m.get("content"))) + _tool_call_words(m) for m in messages
+    )
+
+
+def tool_definition_tokens(tools: list[dict[str, Any]]) -> int:
+    """Prompt tokens of the tool definitions: 4 + the words of name and description each."""
+    total = 0
+    for tool in tools:
+        function = tool.get("function") or {}
+        total += (
+            MESSAGE_OVERHEAD
+            + words(str(function.get("name") or ""))
+            + words(str(function.get("description") or ""))
+        )
+    return total
+
+
+def tool_call_for(tools: list[dict[str, Any]], messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The call of the first tool a tool-calling model makes for the user's last message:
+    ``{"name": ..., "arguments": <JSON text>}``, the first parameter set to that message."""
+    function = tools[0].get("function") or {}
+    parameters = function.get("parameters") or {}
+    names = list(parameters.get("required") or ()) or list(parameters.get("properties") or ())
+    text = _text(messages[-1].get("content"))
+    arguments = {names[0]: text} if names else {}
+    return {"name": str(function.get("name") or "tool"), "arguments": json.dumps(arguments)}
+
+
+def answer_after_tool(messages: list[dict[str, Any]]) -> str:
+    """The final answer once the last message is a tool's result: it quotes the result."""
+    result = messages[-1]
+    name = "the tool"
+    for message in reversed(messages[:-1]):
+        for call in message.get("tool_calls") or ():
+            if call.get("id") == result.get("tool_call_id"):
+                name = str((call.get("function") or {}).get("name") or name)
+    return f"According to {name}: {_text(result.get('content'))}"
 
 
 def answer_for(messages: list[dict[str, Any]]) -> str:
@@ -75,11 +136,31 @@ class LocalProvider:
     ``url`` is the ``base_url`` to give a client. ``chunk_delay`` (seconds) is slept
     between streamed chunks. ``requests`` keeps every request body received.
     ``reject_stream_options`` makes it answer 400 to ``stream_options``, as some
-    OpenAI-compatible servers do.
+    OpenAI-compatible servers do. ``latency`` (seconds) is slept before each answer, as a
+    real model takes time to think.
+
+    Optional, off by default: ``azure=True`` also answers Azure OpenAI's path,
+    ``POST /openai/deployments/{deployment}/chat/completions?api-version=...``
+    (``endpoint`` is the ``azure_endpoint`` to give ``AzureChatOpenAI``: the scheme, host
+    and port); ``response_model`` is the model every answer names, as Azure names the model
+    behind a deployment, instead of the request's. ``paths`` keeps the path (with its
+    query) of every request received.
     """
 
-    def __init__(self, chunk_delay: float = 0.0, reject_stream_options: bool = False) -> None:
+    def __init__(
+        self,
+        chunk_delay: float = 0.0,
+        reject_stream_options: bool = False,
+        latency: float = 0.0,
+        *,
+        azure: bool = False,
+        response_model: str | None = None,
+    ) -> None:
         self.chunk_delay = chunk_delay
+        self.azure = azure
+        self.response_model = response_model
+        self.paths: list[str] = []
+        self.latency = latency
         self.reject_stream_options = reject_stream_options
         self.requests: list[dict[str, Any]] = []
         self._seen: set[str] = set()
@@ -92,6 +173,11 @@ class LocalProvider:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}/v1"
+
+    @property
+    def endpoint(self) -> str:
+        """The scheme, host and port, without a path (Azure's ``azure_endpoint``)."""
+        return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> LocalProvider:
         self._thread.start()
@@ -111,15 +197,37 @@ class LocalProvider:
 
     def complete(self, body: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """(response id, answer, usage) for one request; notes the prompt as cached."""
+        response_id, answer, _, usage = self.reply(body)
+        return response_id, answer, usage
+
+    def reply(self, body: dict[str, Any]) -> tuple[str, str, list[dict[str, Any]], dict[str, Any]]:
+        """(response id, answer, tool calls, usage) for one request; notes the prompt as
+        cached. Tool calls (``[{"id", "name", "arguments"}]``) only for requests with
+        ``tools`` whose last message is the user's; the answer is then empty."""
         messages = body.get("messages") or []
+        tools = body.get("tools") or []
         key = json.dumps(messages, sort_keys=True)
-        prompt = prompt_tokens(messages)
-        answer = answer_for(messages)
-        completion = words(answer)
+        prompt = prompt_tokens(messages) + tool_definition_tokens(tools)
+        tool_calls: list[dict[str, Any]] = []
+        last_role = messages[-1].get("role") if messages else None
+        if tools and last_role == "user":
+            answer = ""
+            call = tool_call_for(tools, messages)
+            tool_calls.append(call)
+            completion = words(call["name"]) + words(call["arguments"])
+        else:
+            answer = (
+                answer_after_tool(messages)
+                if tools and last_role == "tool"
+                else answer_for(messages)
+            )
+            completion = words(answer)
         with self._lock:
             self.requests.append(body)
             self._count += 1
             response_id = f"chatcmpl-local-{self._count}"
+            for index, call in enumerate(tool_calls):
+                call["id"] = f"call_local_{self._count}_{index}"
             cached = prompt if key in self._seen else 0
             self._seen.add(key)
         usage = {
@@ -129,7 +237,7 @@ class LocalProvider:
             "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
         }
-        return response_id, answer, usage
+        return response_id, answer, tool_calls, usage
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         provider = self
@@ -147,7 +255,8 @@ class LocalProvider:
                 self.wfile.write(data)
 
             def do_POST(self) -> None:
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                provider.paths.append(self.path)
+                if not _answers(self.path, provider.azure):
                     self._json(404, {"error": {"message": f"unknown path {self.path}"}})
                     return
                 length = int(self.headers.get("Content-Length") or 0)
@@ -156,7 +265,7 @@ class LocalProvider:
                 except ValueError:
                     self._json(400, {"error": {"message": "the body is not JSON"}})
                     return
-                model = str(body.get("model") or "gpt-4o-mini")
+                model = provider.response_model or str(body.get("model") or "gpt-4o-mini")
                 if provider.reject_stream_options and "stream_options" in body:
                     provider.requests.append(body)
                     message = "Unrecognized request argument supplied: stream_options"
@@ -164,11 +273,22 @@ class LocalProvider:
                         400, {"error": {"message": message, "type": "invalid_request_error"}}
                     )
                     return
-                response_id, answer, usage = provider.complete(body)
+                response_id, answer, tool_calls, usage = provider.reply(body)
+                if provider.latency:
+                    threading.Event().wait(provider.latency)
                 if body.get("stream"):
                     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                    self._stream(model, response_id, answer, usage if include_usage else None)
+                    self._stream(
+                        model, response_id, answer, usage if include_usage else None, tool_calls
+                    )
                     return
+                message: dict[str, Any] = {"role": "assistant", "content": answer}
+                if tool_calls:
+                    message = {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [_openai_tool_call(call) for call in tool_calls],
+                    }
                 self._json(
                     200,
                     {
@@ -179,9 +299,9 @@ class LocalProvider:
                         "choices": [
                             {
                                 "index": 0,
-                                "message": {"role": "assistant", "content": answer},
+                                "message": message,
                                 "logprobs": None,
-                                "finish_reason": "stop",
+                                "finish_reason": "tool_calls" if tool_calls else "stop",
                             }
                         ],
                         "usage": usage,
@@ -190,7 +310,12 @@ class LocalProvider:
                 )
 
             def _stream(
-                self, model: str, response_id: str, answer: str, usage: dict[str, Any] | None
+                self,
+                model: str,
+                response_id: str,
+                answer: str,
+                usage: dict[str, Any] | None,
+                tool_calls: list[dict[str, Any]] | None = None,
             ) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -216,17 +341,51 @@ class LocalProvider:
                 def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
                     return {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
 
-                event([delta({"role": "assistant", "content": ""})])
-                pieces = answer.split(" ")
-                for index, piece in enumerate(pieces):
-                    event([delta({"content": piece if index == 0 else " " + piece})])
-                event([delta({}, "stop")])
+                if tool_calls:  # the call first (id and name), then its arguments
+                    calls = [_openai_tool_call(call) for call in tool_calls]
+                    for index, call in enumerate(calls):
+                        call["index"] = index
+                        call["function"] = {"name": call["function"]["name"], "arguments": ""}
+                    event([delta({"role": "assistant", "content": None, "tool_calls": calls})])
+                    for index, call in enumerate(tool_calls):
+                        arguments = {"index": index, "function": {"arguments": call["arguments"]}}
+                        event([delta({"tool_calls": [arguments]})])
+                    event([delta({}, "tool_calls")])
+                else:
+                    event([delta({"role": "assistant", "content": ""})])
+                    pieces = answer.split(" ")
+                    for index, piece in enumerate(pieces):
+                        event([delta({"content": piece if index == 0 else " " + piece})])
+                    event([delta({}, "stop")])
                 if usage is not None:
                     event([], usage)
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
         return Handler
+
+
+def _answers(path: str, azure: bool) -> bool:
+    """True for the chat-completions path (and Azure's deployment path when ``azure``)."""
+    if path.rstrip("/") == "/v1/chat/completions":
+        return True
+    route = path.split("?", 1)[0].rstrip("/")
+    parts = route.split("/")  # "", "openai", "deployments", name, "chat", "completions"
+    return (
+        azure
+        and len(parts) == 6
+        and parts[1:3] == ["openai", "deployments"]
+        and bool(parts[3])
+        and parts[4:] == ["chat", "completions"]
+    )
+
+
+def _openai_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["arguments"]},
+    }
 
 
 # -- the clients ------------------------------------------------------------------------------

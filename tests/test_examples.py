@@ -8,10 +8,13 @@ output per million tokens.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +213,328 @@ def test_the_readme_code_example_runs(tmp_path: Path) -> None:
     assert "Tokens Used: 58" in lines
     assert "Successful Requests: 2" in lines
     assert '"name": "chat gpt-4o-mini",' in result.stdout
+
+
+# --------------------------------------------------------------------------- an agent
+
+# create_agent + the real ChatOpenAI + a search tool; the stand-in answers a request with
+# tools by calling the first tool, then quotes the tool's result. gpt-3.5-turbo-0125:
+# $0.50 input, $1.50 output per million tokens.
+AGENT_WITH_TOOLS = [
+    f"client:   {OPENAI_CLIENT}",
+    'agent:    create_agent(gpt-3.5-turbo-0125, tools=[search], name="search_agent")',
+    "question: Who won the Super Bowl in 2024?",
+    "answer:   According to search: The Kansas City Chiefs won Super Bowl LVIII on"
+    " February 11, 2024.",
+    "The trace (one line per span, children indented):",
+    "  [span] handle question",
+    "    [span] invoke_agent search_agent provider=openai input=91 (cache_read=0) output=24"
+    " cost=$0.00008150 model_calls=2",
+    # 31 = system (4 + 5) + question (4 + 7) + the search tool's definition (4 + 1 + 6);
+    # 9 = the tool's name + the 8 words of its arguments JSON
+    "      [span] chat gpt-3.5-turbo-0125 provider=openai input=31 (cache_read=0) output=9"
+    " cost=$0.00002900 finish=tool_calls",
+    "      [span] execute_tool search call_id=call_local_1_0",
+    # 60 = 31 + the tool call (4 + 9) + the tool's result (4 + 12); 15 = 3 + 12 words
+    "      [span] chat gpt-3.5-turbo-0125 provider=openai input=60 (cache_read=0) output=15"
+    " cost=$0.00005250 finish=stop",
+    "The run's usage, four ways:",
+    "  view                            requests  input  output   cost (USD)",
+    "  chat spans (sum of 2)                  2     91      24  $0.00008150",
+    "  invoke_agent search_agent span         2     91      24  $0.00008150",
+    "  track_usage()                          2     91      24  $0.00008150",
+    "  llm_usage.* metrics                    2     91      24  $0.00008150",
+    "  all four agree: yes",
+]
+
+
+def test_agent_with_tools() -> None:
+    rates = builtin_rates("openai", "gpt-3.5-turbo-0125")
+    assert rates is not None
+    assert (rates.describe()["input"], rates.describe()["output"]) == (0.5, 1.5), (
+        "genai-prices changed gpt-3.5-turbo-0125's prices; update the costs above"
+    )
+    stdout = run_example("agent_with_tools.py")
+    assert_lines(stdout, AGENT_WITH_TOOLS)
+    # the four views (chat spans, agent span, track_usage(), metrics): one set of numbers
+    table = stdout.split("The run's usage, four ways:\n", 1)[1].splitlines()[1:5]
+    numbers = {tuple(line.split()[-4:]) for line in table}
+    assert numbers == {("2", "91", "24", "$0.00008150")}, table
+
+
+def test_agent_with_tools_says_it_needs_langchain_openai(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "langchain_openai"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANGCHAIN_"))}
+    env.update(LANGSMITH_TRACING="false", PYTHONPATH=str(shadow.parent))
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "agent_with_tools.py")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "pip install langchain langchain-openai" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+# --------------------------------------------------------------------------- FastAPI
+
+SPAN_JOKE = (
+    "A span walks into a bar. The bartender says: we do not serve your kind here."
+    " The span says: that is fine, I am just passing through."
+)
+METRIC_JOKE = "Why did the metric break up with the log? It needed more space."
+
+FASTAPI_DEMO = [
+    "GET /ask?q=What is a span?",
+    f"  200 answer: {SPAN_JOKE}",
+    # (4 + 5 words of the system message) + (4 + 4 words of the question)
+    "      usage:  1 request, 17 input + 27 output tokens, $0.00001875",
+    "GET /ask?q=Why do LLM calls cost money?",
+    f"  200 answer: {METRIC_JOKE}",
+    "      usage:  1 request, 19 input + 13 output tokens, $0.00001065",
+    "GET /ask/stream?q=What is a span?",
+    f"  200 text: {SPAN_JOKE}",
+    "The traces (one per request, children indented):",
+    "  [span] GET /ask kind=SERVER",
+    "    [span] chat gpt-4o-mini provider=openai input=17 (cache_read=0) output=27"
+    " cost=$0.00001875 finish=stop",
+    "  [span] GET /ask kind=SERVER",
+    "    [span] chat gpt-4o-mini provider=openai input=19 (cache_read=0) output=13"
+    " cost=$0.00001065 finish=stop",
+    "  [span] GET /ask/stream kind=SERVER",
+    # the same prompt again: cached
+    "    [span] chat gpt-4o-mini provider=openai input=17 (cache_read=17) output=27"
+    " cost=$0.00001747 stream chunks=31 finish=stop",
+]
+
+
+@pytest.mark.parametrize("client", ["auto", "stdlib"])
+def test_fastapi_service_demo(client: str) -> None:
+    """The script as a user runs it: uvicorn on a free port, real HTTP requests."""
+    stdout = run_example("fastapi_service.py", "--demo", "--client", client)
+    expected_client = OPENAI_CLIENT if client == "auto" else STDLIB_CLIENT
+    assert_lines(stdout, [f"client:   {expected_client}", *FASTAPI_DEMO])
+    assert "serving:  http://127.0.0.1:" in stdout
+
+
+@pytest.mark.parametrize("client", ["langchain-openai", "stdlib"])
+def test_fastapi_service_in_process(telemetry: Any, client: str) -> None:
+    """The app in process (FastAPI's TestClient): each request's SERVER span is the
+    parent of its chat span, which has the call's exact usage."""
+    from fastapi.testclient import TestClient
+    from opentelemetry.trace import SpanKind
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import fastapi_service
+        from _local_provider import LocalProvider, chat_model
+    finally:
+        sys.path.remove(str(EXAMPLES))
+
+    with LocalProvider() as provider:
+        model = chat_model(provider.url, client)
+        app = fastapi_service.create_app(model, telemetry.tracer_provider, telemetry.meter_provider)
+        with TestClient(app) as http:
+            asked = http.get("/ask", params={"q": "What is a span?"})
+            streamed = http.get("/ask/stream", params={"q": "Why do LLM calls cost money?"})
+
+    assert asked.status_code == 200
+    assert asked.json() == {
+        "answer": SPAN_JOKE,
+        "usage": {"requests": 1, "input_tokens": 17, "output_tokens": 27, "cost_usd": 1.875e-05},
+    }
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"] == "text/plain; charset=utf-8"
+    assert streamed.text == METRIC_JOKE
+
+    spans = telemetry.spans()
+    servers = sorted(
+        (s for s in spans if s.kind is SpanKind.SERVER), key=lambda s: s.start_time or 0
+    )
+    chats = sorted(telemetry.model_spans(), key=lambda s: s.start_time or 0)
+    assert [s.name for s in servers] == ["GET /ask", "GET /ask/stream"]
+    assert [s.name for s in chats] == ["chat gpt-4o-mini", "chat gpt-4o-mini"]
+    assert len(spans) == 4, [s.name for s in spans]  # no ASGI send/receive spans
+    for server, chat in zip(servers, chats, strict=True):
+        assert server.parent is None
+        assert server.instrumentation_scope.name == "opentelemetry.instrumentation.fastapi"
+        assert chat.parent is not None
+        assert chat.parent.span_id == server.context.span_id
+        assert chat.context.trace_id == server.context.trace_id
+        assert chat.kind is SpanKind.CLIENT
+        assert server.start_time <= chat.start_time <= chat.end_time <= server.end_time
+    assert servers[0].context.trace_id != servers[1].context.trace_id  # one trace a request
+
+    invoked, stream = (dict(c.attributes) for c in chats)
+    for attributes, (input_tokens, output_tokens, cost) in (
+        (invoked, (17, 27, 1.875e-05)),  # 17 * $0.15 + 27 * $0.60 per million
+        (stream, (19, 13, 1.065e-05)),  # 19 * $0.15 + 13 * $0.60 per million
+    ):
+        assert attributes["gen_ai.usage.input_tokens"] == input_tokens
+        assert attributes["gen_ai.usage.output_tokens"] == output_tokens
+        assert attributes["gen_ai.usage.cost.amount"] == pytest.approx(cost, rel=1e-12)
+        assert "gen_ai.usage.cache_read.input_tokens" not in attributes
+        assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert "gen_ai.request.stream" not in invoked
+    assert stream["gen_ai.request.stream"] is True
+    assert telemetry.tokens("input") == 17 + 19
+    assert telemetry.tokens("output") == 27 + 13
+
+
+# --------------------------------------------------------------------------- the picture
+
+SCRIPTS = ROOT / "scripts"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_rows(path: Path) -> list[dict[str, str]]:
+    """The span rows of a render_trace.py SVG (parsing it: it must be well-formed XML):
+    each row's data-* attributes and the values it shows (tspans by class)."""
+    root = ET.parse(path).getroot()
+    assert root.tag == f"{SVG}svg"
+    rows = []
+    for group in root.iter(f"{SVG}g"):
+        if group.attrib.get("class") != "span-row":
+            continue
+        row = {k: v for k, v in group.attrib.items() if k.startswith("data-")}
+        for tspan in group.iter(f"{SVG}tspan"):
+            if "class" in tspan.attrib:
+                row[tspan.attrib["class"]] = tspan.text or ""
+        rows.append(row)
+    return rows
+
+
+def otlp_json_spans(path: Path) -> dict[str, dict[str, Any]]:
+    """span id → {name, parent, attributes} of an OTLP/JSON file, read independently of
+    the script."""
+
+    def value(v: dict[str, Any]) -> Any:
+        if "intValue" in v:
+            return int(v["intValue"])
+        if "arrayValue" in v:
+            return [value(x) for x in v["arrayValue"]["values"]]
+        return next(iter(v.values()))
+
+    spans = {}
+    document = json.loads(path.read_text())
+    for resource_spans in document["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                spans[span["spanId"]] = {
+                    "name": span["name"],
+                    "parent": span.get("parentSpanId", ""),
+                    "attributes": {a["key"]: value(a["value"]) for a in span["attributes"]},
+                }
+    return spans
+
+
+def run_script(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LANGCHAIN_"))}
+    env["LANGSMITH_TRACING"] = "false"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "render_trace.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_render_trace_draws_the_exported_spans(tmp_path: Path) -> None:
+    svg, spans_json = tmp_path / "tree.svg", tmp_path / "spans.json"
+    run_script(
+        "--out", str(svg), "--save-otlp-json", str(spans_json),
+        "--latency", "0.02", "--tool-latency", "0.01",
+    )  # fmt: skip
+    spans = otlp_json_spans(spans_json)
+    rows = svg_rows(svg)
+    assert len(rows) == len(spans) == 5  # one row per span
+    assert [row["span-name"] for row in rows] == [
+        "handle question",
+        "invoke_agent search_agent",
+        "chat gpt-3.5-turbo-0125",
+        "execute_tool search",
+        "chat gpt-3.5-turbo-0125",
+    ]
+    for row in rows:
+        span = spans[row["data-span-id"]]
+        assert row["span-name"] == row["data-name"] == span["name"]
+        assert row["data-parent-id"] == span["parent"]
+        attributes = span["attributes"]
+        if "gen_ai.usage.input_tokens" in attributes:
+            assert row["input-tokens"] == str(attributes["gen_ai.usage.input_tokens"])
+            assert row["output-tokens"] == str(attributes["gen_ai.usage.output_tokens"])
+            assert row["cost"] == f"${attributes['gen_ai.usage.cost.amount']:.8f}"
+        else:
+            assert "input-tokens" not in row and "cost" not in row
+    # the tree: the agent under the app span, the calls and the tool under the agent
+    app, agent, *children = rows
+    assert app["data-parent-id"] == ""
+    assert agent["data-parent-id"] == app["data-span-id"]
+    assert {row["data-parent-id"] for row in children} == {agent["data-span-id"]}
+    # the numbers, exactly as agent_with_tools.py prints them
+    shown = [(row.get("input-tokens"), row.get("output-tokens"), row.get("cost")) for row in rows]
+    assert shown == [
+        (None, None, None),
+        ("91", "24", "$0.00008150"),
+        ("31", "9", "$0.00002900"),
+        (None, None, None),
+        ("60", "15", "$0.00005250"),
+    ]
+    assert "= Σ of its 2 chat spans ✓" in agent["sum-note"]
+    # read back from the OTLP/JSON it saved, the same rows
+    again = tmp_path / "again.svg"
+    run_script("--from-otlp-json", str(spans_json), "--out", str(again))
+    assert svg_rows(again) == rows
+
+
+def test_the_committed_picture_is_a_rendered_trace() -> None:
+    picture = ROOT / "docs" / "span-tree.svg"
+    assert "Generated by scripts/render_trace.py" in picture.read_text()
+    rows = svg_rows(picture)
+    assert [row["span-name"] for row in rows] == [
+        "handle question",
+        "invoke_agent search_agent",
+        "chat gpt-3.5-turbo-0125",
+        "execute_tool search",
+        "chat gpt-3.5-turbo-0125",
+    ]
+    for row in rows:  # what is shown is what the span carried
+        assert row.get("input-tokens") == row.get("data-input-tokens")
+        assert row.get("output-tokens") == row.get("data-output-tokens")
+    agent, chats = rows[1], [rows[2], rows[4]]
+    assert int(agent["input-tokens"]) == sum(int(c["input-tokens"]) for c in chats) == 91
+    assert int(agent["output-tokens"]) == sum(int(c["output-tokens"]) for c in chats) == 24
+
+
+def test_agent_with_tools_exports_to_a_collector() -> None:
+    """``--otlp URL`` (what the README's Jaeger section runs): the trace arrives whole."""
+    from otlp_receiver import GRPC, OTLPReceiver, integer, string
+
+    with OTLPReceiver() as receiver:
+        run_example("agent_with_tools.py", "--otlp", receiver.endpoint(GRPC))
+        receiver.wait_for(lambda r: len(r.spans()) >= 5 and bool(r.received("metrics")), 5)
+        spans = receiver.spans()
+    by_name = {s.name: s for s in spans}
+    assert sorted(s.name for s in spans) == [
+        "chat gpt-3.5-turbo-0125",
+        "chat gpt-3.5-turbo-0125",
+        "execute_tool search",
+        "handle question",
+        "invoke_agent search_agent",
+    ]
+    app, agent = by_name["handle question"], by_name["invoke_agent search_agent"]
+    assert agent.parent_span_id == app.span_id
+    assert {s.parent_span_id for s in spans if s not in (app, agent)} == {agent.span_id}
+    assert {s.resource["service.name"] for s in spans} == {string("otel-llm-usage-agent-example")}
+    assert agent.attributes["gen_ai.usage.input_tokens"] == integer(91)
+    assert agent.attributes["gen_ai.usage.output_tokens"] == integer(24)
+    assert agent.attributes["gen_ai.usage.cost.amount"].value == pytest.approx(8.15e-05, rel=1e-12)

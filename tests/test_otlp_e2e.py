@@ -614,3 +614,197 @@ def test_burst_against_a_slow_backend_drops_visibly(record_property: Any) -> Non
     assert_drops_accounted(result)
     # the queue keeps the newest spans: the parent, ended last, is never the one dropped
     assert len(result.parents) == 1, result.summary
+
+
+# --------------------------------------------------------------------------- an agent run
+
+AGENT = "invoke_agent search_agent"
+AGENT_CHAT = "chat gpt-3.5-turbo-0125"
+TOOL = "execute_tool search"
+# The app's two model calls: a tool call (611 in / 32 out), then the answer (927 / 105),
+# priced at gpt-3.5-turbo's $0.50 / $1.50 per million tokens.
+AGENT_INPUT = (611, 927)
+AGENT_OUTPUT = (32, 105)
+AGENT_COST = 0.0009745  # 0.0003535 + 0.000621
+
+
+@dataclass
+class AgentTrace:
+    receiver: OTLPReceiver
+    run: AppRun
+
+    def spans(self) -> list[FlatSpan]:
+        return self.receiver.spans()
+
+    def named(self, name: str) -> list[FlatSpan]:
+        return sorted(
+            (s for s in self.spans() if s.name == name), key=lambda s: s.start_time_unix_nano
+        )
+
+    def one(self, name: str) -> FlatSpan:
+        found = self.named(name)
+        assert len(found) == 1, describe(self.spans())
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def agent_trace() -> Iterator[AgentTrace]:
+    """One run of the app's agent mode (create_agent + a tool) under opentelemetry-instrument,
+    exported over OTLP/gRPC."""
+    with OTLPReceiver() as receiver:
+        run = run_app(app_env(GRPC, receiver.endpoint(GRPC), OTLP_APP_MODE="agent"))
+        receiver.wait_for(lambda r: len(r.spans()) >= 5 and bool(r.received("metrics")), 5)
+        yield AgentTrace(receiver, run)
+
+
+def test_agent_app_ran(agent_trace: AgentTrace) -> None:
+    assert agent_trace.run.report["mode"] == "agent"
+    assert agent_trace.run.report["answer"] == "The Kansas City Chiefs won."
+    assert agent_trace.run.report["model_calls"] == 2
+    assert "Traceback" not in agent_trace.run.stderr, agent_trace.run.stderr
+    assert "Failed to export" not in agent_trace.run.stderr, agent_trace.run.stderr
+
+
+def test_agent_trace_tree(agent_trace: AgentTrace) -> None:
+    """app span → invoke_agent → (chat, execute_tool, chat): the model calls and the tool
+    run are the agent span's direct children (no LangGraph node spans in between)."""
+    spans = agent_trace.spans()
+    assert sorted(s.name for s in spans) == sorted(
+        ["handle request", AGENT, AGENT_CHAT, TOOL, AGENT_CHAT]
+    ), describe(spans)
+    app = agent_trace.one("handle request")
+    agent = agent_trace.one(AGENT)
+    first, second = agent_trace.named(AGENT_CHAT)
+    tool = agent_trace.one(TOOL)
+    assert {s.trace_id for s in spans} == {app.trace_id}
+    assert len({s.span_id for s in spans}) == 5
+    assert (app.parent_span_id, app.scope_name, app.kind) == ("", "app", "SPAN_KIND_INTERNAL")
+    assert agent.parent_span_id == app.span_id
+    for child in (first, tool, second):
+        assert child.parent_span_id == agent.span_id, describe(spans)
+    assert (agent.kind, tool.kind) == ("SPAN_KIND_INTERNAL", "SPAN_KIND_INTERNAL")
+    assert (first.kind, second.kind) == ("SPAN_KIND_CLIENT", "SPAN_KIND_CLIENT")
+    for span in (agent, first, tool, second):
+        assert span.scope_name == SCOPE
+        assert span.scope_version == otel_llm_usage.__version__
+        assert span.status_code == "STATUS_CODE_UNSET"
+    # in time: the agent inside the app span, its children inside it and in order
+    assert app.start_time_unix_nano <= agent.start_time_unix_nano
+    assert agent.end_time_unix_nano <= app.end_time_unix_nano
+    assert agent.start_time_unix_nano <= first.start_time_unix_nano
+    assert first.end_time_unix_nano <= tool.start_time_unix_nano
+    assert tool.end_time_unix_nano <= second.start_time_unix_nano
+    assert second.end_time_unix_nano <= agent.end_time_unix_nano
+
+
+def test_agent_span_carries_the_sum_of_its_calls_with_wire_types(agent_trace: AgentTrace) -> None:
+    agent = agent_trace.one(AGENT)
+    chats = agent_trace.named(AGENT_CHAT)
+    assert [c.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] for c in chats] == [
+        integer(n) for n in AGENT_INPUT
+    ]
+    assert [c.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] for c in chats] == [
+        integer(n) for n in AGENT_OUTPUT
+    ]
+    assert {k: v for k, v in agent.attributes.items() if k != sc.GEN_AI_USAGE_COST_AMOUNT} == {
+        sc.GEN_AI_OPERATION_NAME: string("invoke_agent"),
+        sc.GEN_AI_AGENT_NAME: string("search_agent"),
+        sc.GEN_AI_PROVIDER_NAME: string("openai"),
+        sc.LLM_USAGE_MODEL_CALLS: integer(2),
+        sc.GEN_AI_USAGE_INPUT_TOKENS: integer(sum(AGENT_INPUT)),  # 1538
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: integer(sum(AGENT_OUTPUT)),  # 137
+        sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: integer(0),
+        sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: integer(0),
+        sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: integer(0),
+        sc.GEN_AI_USAGE_COST_CURRENCY: string("USD"),
+        sc.GEN_AI_USAGE_COST_SOURCE: string("local"),
+    }
+    cost = agent.attributes[sc.GEN_AI_USAGE_COST_AMOUNT]
+    assert cost.kind == "double_value"
+    assert cost.value == pytest.approx(AGENT_COST, rel=1e-12)
+    chat_costs = [c.attributes[sc.GEN_AI_USAGE_COST_AMOUNT] for c in chats]
+    assert {c.kind for c in chat_costs} == {"double_value"}
+    assert [c.value for c in chat_costs] == [
+        pytest.approx(0.0003535, rel=1e-12),
+        pytest.approx(0.000621, rel=1e-12),
+    ]
+    assert cost.value == pytest.approx(sum(c.value for c in chat_costs), rel=1e-12)
+
+
+def test_agent_tool_span(agent_trace: AgentTrace) -> None:
+    assert agent_trace.one(TOOL).attributes == {
+        sc.GEN_AI_OPERATION_NAME: string("execute_tool"),
+        sc.GEN_AI_TOOL_NAME: string("search"),
+        sc.GEN_AI_TOOL_TYPE: string("function"),
+        sc.GEN_AI_TOOL_DESCRIPTION: string("Search the web."),
+        sc.GEN_AI_TOOL_CALL_ID: string("call_1"),
+    }
+
+
+def test_agent_metrics_agree_with_the_agent_span(agent_trace: AgentTrace) -> None:
+    receiver = agent_trace.receiver
+    tokens = receiver.latest_points(sc.LLM_USAGE_TOKENS, SCOPE)
+    by_type = {p.attributes[sc.GEN_AI_TOKEN_TYPE].value: p.value for p in tokens}
+    assert by_type == {"input": integer(1538), "output": integer(137)}
+    (requests,) = receiver.latest_points(sc.LLM_USAGE_REQUESTS, SCOPE)
+    assert requests.value == integer(2)
+    (cost,) = receiver.latest_points(sc.LLM_USAGE_COST, SCOPE)
+    assert cost.value is not None and cost.value.kind == "double_value"
+    assert cost.value.value == pytest.approx(AGENT_COST, rel=1e-12)
+
+
+def test_the_received_agent_trace_renders(agent_trace: AgentTrace, tmp_path: Path) -> None:
+    """scripts/render_trace.py draws what arrived over the wire: the requests as JSON
+    lines (protobuf's JSON mapping: base64 ids, enum names), one SVG row per span."""
+    from google.protobuf import json_format
+
+    received = tmp_path / "received.jsonl"
+    received.write_text(
+        "".join(
+            json_format.MessageToJson(r.request, indent=None) + "\n"
+            for r in agent_trace.receiver.received("traces")
+        )
+    )
+    svg = tmp_path / "received.svg"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "render_trace.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--from-otlp-json", str(received), "--out", str(svg)],
+        capture_output=True,
+        text=True,
+        timeout=APP_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    rows = svg_rows(svg)
+    by_id = {s.span_id: s for s in agent_trace.spans()}
+    assert [row["data-span-id"] for row in rows] == [
+        agent_trace.one("handle request").span_id,
+        agent_trace.one(AGENT).span_id,
+        agent_trace.named(AGENT_CHAT)[0].span_id,
+        agent_trace.one(TOOL).span_id,
+        agent_trace.named(AGENT_CHAT)[1].span_id,
+    ]
+    for row in rows:
+        span = by_id[row["data-span-id"]]
+        assert row["data-parent-id"] == span.parent_span_id
+        assert row["name"] == span.name
+        if sc.GEN_AI_USAGE_INPUT_TOKENS in span.attributes:
+            assert row["input-tokens"] == str(span.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS].value)
+            assert row["output-tokens"] == str(span.attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS].value)
+        else:
+            assert "input-tokens" not in row
+    assert rows[1]["input-tokens"] == "1538" and rows[1]["output-tokens"] == "137"
+
+
+def svg_rows(path: Path) -> list[dict[str, str]]:
+    """The span rows of a render_trace.py SVG: their data-* attributes and shown values."""
+    import xml.etree.ElementTree as ET
+
+    ns = {"svg": "http://www.w3.org/2000/svg"}
+    rows = []
+    for group in ET.parse(path).getroot().iterfind(".//svg:g[@class='span-row']", ns):
+        row = {k: v for k, v in group.attrib.items() if k.startswith("data-")}
+        for tspan in group.iterfind(".//svg:tspan[@class]", ns):
+            row[tspan.attrib["class"].replace("span-name", "name")] = tspan.text or ""
+        rows.append(row)
+    return rows
