@@ -168,6 +168,15 @@ def _endpoint(model: Any) -> Any:
     url = getattr(client, "base_url", None)
     if url:
         return url
+    # Fern-generated SDKs (Cohere): the URL lives in the client's wrapper
+    get_base_url = getattr(getattr(client, "_client_wrapper", None), "get_base_url", None)
+    if callable(get_base_url):
+        try:
+            url = get_base_url()
+        except Exception:
+            url = None
+        if url:
+            return url
     meta = getattr(client, "meta", None)  # boto3 clients (Bedrock)
     return getattr(meta, "endpoint_url", None)
 

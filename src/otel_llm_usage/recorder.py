@@ -24,7 +24,14 @@ from . import semconv as sc
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .providers import ModelInfo
 from .stream_usage import StreamUsagePolicy
-from .usage import Usage, from_chat_result, from_llm_result, from_message, from_usage_metadata
+from .usage import (
+    Usage,
+    from_chat_result,
+    from_llm_result,
+    from_message,
+    from_response_metadata,
+    from_usage_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +470,7 @@ class CallRecorder:
         try:
             self._done = True
             if self._absorbed is None:
-                usage = _sum_usage_metadata(self._chunk_usage)
+                usage = _stream_usage(self._chunk_usage, self._chunk_metadata)
             elif self.info.operation == sc.OPERATION_TEXT_COMPLETION:
                 usage = from_llm_result(self._absorbed)
             else:
@@ -523,7 +530,7 @@ class CallRecorder:
             for part in self._chunk_metadata:
                 metadata.update(part)
             self._end(
-                _sum_usage_metadata(self._chunk_usage),
+                _stream_usage(self._chunk_usage, self._chunk_metadata),
                 metadata,
                 self._response_id,
                 [],
@@ -693,6 +700,19 @@ def _output_text(output: Any) -> str:
         return output
     text = getattr(output, "text", None)  # BaseMessage.text: the text of its content
     return text if isinstance(text, str) else ""
+
+
+def _stream_usage(usage_parts: list[Any], metadata_parts: list[Any]) -> Usage | None:
+    """A stream's usage: the sum of its chunks' ``usage_metadata``; failing that, the last
+    usage a chunk carries only in ``response_metadata`` (langchain-cohere's sync stream
+    puts its ``token_count`` there and nowhere else)."""
+    usage = _sum_usage_metadata(usage_parts)
+    if usage is None:
+        for metadata in reversed(metadata_parts):
+            usage = from_response_metadata(metadata)
+            if usage is not None:
+                break
+    return usage
 
 
 def _sum_usage_metadata(parts: list[Any]) -> Usage | None:

@@ -160,7 +160,8 @@ def from_provider_usage(raw: Any) -> Usage | None:
         return None
 
 
-_METADATA_USAGE_KEYS = ("token_usage", "usage", "tokenUsage")
+# "token_count": langchain-cohere (its billed units on streams)
+_METADATA_USAGE_KEYS = ("token_usage", "usage", "tokenUsage", "token_count")
 
 
 def from_response_metadata(metadata: Any) -> Usage | None:

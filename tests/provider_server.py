@@ -1,0 +1,402 @@
+"""A scripted local provider for tests: the OpenAI chat-completions API and the Anthropic
+messages API on ``127.0.0.1`` (a free port, a server thread), streaming and not.
+
+``examples/_local_provider.py`` is the deterministic stand-in the examples run against
+(tokens are words, a repeated prompt is a cache hit). This one is for tests that need to
+choose what the provider says, call by call: exact usage of every token class, errors,
+a slow first chunk, a stream that breaks off.
+
+Every request is answered from the script (:meth:`ProviderServer.script`), one
+:class:`Reply` per request in arrival order, else from ``default``; with neither, the
+server answers 500 so that a test that sent more requests than it scripted fails loudly.
+
+Usage is written as each provider writes it:
+
+* OpenAI (``POST /v1/chat/completions``, or the Azure path
+  ``/openai/deployments/{deployment}/chat/completions``): ``prompt_tokens`` = ``input``
+  (which INCLUDES ``cache_read``, as OpenAI counts), ``prompt_tokens_details.cached_tokens``
+  = ``cache_read``, ``completion_tokens`` = ``output`` (which includes ``reasoning``),
+  ``completion_tokens_details.reasoning_tokens`` = ``reasoning``. A stream carries usage
+  only when the request asked for it (``stream_options.include_usage``), in a last chunk
+  with no choices, as OpenAI does.
+* Anthropic (``POST /v1/messages``): ``input_tokens`` = ``input`` (which EXCLUDES the cache,
+  as Anthropic counts), ``cache_read_input_tokens`` = ``cache_read``,
+  ``cache_creation_input_tokens`` = ``cache_creation``, ``output_tokens`` = ``output``. A
+  stream has the input side in ``message_start`` (with ``output_tokens`` 1, as the API
+  sends) and the cumulative counts in ``message_delta``: all of them
+  (``delta_usage="full"``, what the API sends today) or only ``output_tokens``
+  (``delta_usage="output"``, what it sent until 2025; see the recorded
+  ``anthropic_messages_streaming.yaml``).
+
+Streams use HTTP/1.1 chunked encoding, so a stream cut off by ``cut_after`` (the server
+closes the socket after that many events) is an incomplete body to the client, as a
+dropped connection is, not a short but complete answer.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+OPENAI_PATH = "/v1/chat/completions"
+ANTHROPIC_PATH = "/v1/messages"
+AZURE_PREFIX = "/openai/deployments/"
+
+
+@dataclass
+class Reply:
+    """What the provider answers to one request."""
+
+    text: str = "Spans all the way down."
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_creation: int = 0  # Anthropic only: OpenAI reports no cache writes
+    reasoning: int = 0  # OpenAI only (completion_tokens_details.reasoning_tokens)
+    model: str | None = None  # the response model; default: the request's model
+    id: str | None = None  # default: a fresh id per request
+    finish_reason: str | None = None  # default: "stop" (OpenAI), "end_turn" (Anthropic)
+    status: int = 200
+    error_type: str | None = None  # the provider's error type, for a status >= 400
+    retry_after: str | None = None  # the Retry-After header, e.g. "1"
+    first_chunk_delay: float = 0.0  # seconds between the response headers and 1st event
+    cut_after: int | None = None  # stream: close the socket after this many events
+    delta_usage: Literal["full", "output"] = "full"  # Anthropic message_delta usage
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Received:
+    """One request as the server got it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+class ProviderServer:
+    """The server (a context manager). ``url`` is the scheme, host and port."""
+
+    def __init__(self, default: Reply | None = None) -> None:
+        self.default = default
+        self.requests: list[Received] = []
+        self.replies: list[Reply] = []  # the reply given to each request, in order
+        self._script: deque[Reply | Callable[[Received], Reply]] = deque()
+        self._lock = threading.Lock()
+        self._count = 0
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    @property
+    def openai_url(self) -> str:
+        """``base_url`` for the OpenAI SDK."""
+        return f"{self.url}/v1"
+
+    def script(self, *replies: Reply | Callable[[Received], Reply]) -> ProviderServer:
+        """Queue replies (or functions of the request giving one), used in order."""
+        with self._lock:
+            self._script.extend(replies)
+        return self
+
+    def reset(self) -> None:
+        """Forget the script, the default and what was received (a server shared by tests)."""
+        with self._lock:
+            self._script.clear()
+            self.default = None
+            self.requests.clear()
+            self.replies.clear()
+
+    @property
+    def pending(self) -> int:
+        """Scripted replies not used yet."""
+        with self._lock:
+            return len(self._script)
+
+    def start(self) -> ProviderServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ProviderServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _next(self, received: Received) -> tuple[Reply | None, int]:
+        with self._lock:
+            self.requests.append(received)
+            self._count += 1
+            number = self._count
+            step = self._script.popleft() if self._script else self.default
+        reply = step(received) if callable(step) else step
+        if reply is not None:
+            with self._lock:
+                self.replies.append(reply)
+        return reply, number
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 resets connections under concurrent load
+
+
+# -- the wire formats --------------------------------------------------------------------
+
+
+def openai_usage(reply: Reply) -> dict[str, Any]:
+    return {
+        "prompt_tokens": reply.input,
+        "completion_tokens": reply.output,
+        "total_tokens": reply.input + reply.output,
+        "prompt_tokens_details": {"cached_tokens": reply.cache_read, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reply.reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def anthropic_usage(reply: Reply, output: int | None = None) -> dict[str, Any]:
+    return {
+        "input_tokens": reply.input,
+        "cache_creation_input_tokens": reply.cache_creation,
+        "cache_read_input_tokens": reply.cache_read,
+        "output_tokens": reply.output if output is None else output,
+    }
+
+
+def _pieces(text: str) -> list[str]:
+    words = text.split(" ")
+    return [word if index == 0 else " " + word for index, word in enumerate(words)]
+
+
+def openai_events(reply: Reply, model: str, response_id: str, usage: bool) -> Iterator[bytes]:
+    def chunk(choices: list[dict[str, Any]], usage_part: Any = None) -> bytes:
+        data: dict[str, Any] = {
+            "id": response_id,
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+            "system_fingerprint": "fp_test",
+            "choices": choices,
+        }
+        if usage:
+            data["usage"] = usage_part
+        return b"data: " + json.dumps(data).encode("utf-8") + b"\n\n"
+
+    def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
+
+    yield chunk([delta({"role": "assistant", "content": ""})])
+    for piece in _pieces(reply.text):
+        yield chunk([delta({"content": piece})])
+    yield chunk([delta({}, reply.finish_reason or "stop")])
+    if usage:
+        yield chunk([], openai_usage(reply))
+    yield b"data: [DONE]\n\n"
+
+
+def _openai_body(reply: Reply, model: str, response_id: str) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": reply.finish_reason or "stop",
+            }
+        ],
+        "usage": openai_usage(reply),
+        "system_fingerprint": "fp_test",
+    }
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def anthropic_events(reply: Reply, model: str, response_id: str) -> Iterator[bytes]:
+    message: dict[str, Any] = {
+        "id": response_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": anthropic_usage(reply, output=1),
+    }
+    yield _sse("message_start", {"type": "message_start", "message": message})
+    block = {"type": "text", "text": ""}
+    yield _sse(
+        "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
+    )
+    yield _sse("ping", {"type": "ping"})
+    for piece in _pieces(reply.text):
+        text_delta = {"type": "text_delta", "text": piece}
+        yield _sse(
+            "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": text_delta}
+        )
+    yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+    delta_usage = (
+        anthropic_usage(reply) if reply.delta_usage == "full" else {"output_tokens": reply.output}
+    )
+    yield _sse(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reply.finish_reason or "end_turn", "stop_sequence": None},
+            "usage": delta_usage,
+        },
+    )
+    yield _sse("message_stop", {"type": "message_stop"})
+
+
+def _anthropic_body(reply: Reply, model: str, response_id: str) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": reply.text}],
+        "stop_reason": reply.finish_reason or "end_turn",
+        "stop_sequence": None,
+        "usage": anthropic_usage(reply),
+    }
+
+
+_OPENAI_ERRORS = {429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
+_ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+
+
+def _error_body(api: str, reply: Reply) -> dict[str, Any]:
+    message = f"scripted error {reply.status}"
+    if api == "anthropic":
+        kind = reply.error_type or _ANTHROPIC_ERRORS.get(reply.status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+    kind = reply.error_type or _OPENAI_ERRORS.get(reply.status, "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, and chunked streams
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
+            data = json.dumps(payload).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def do_POST(self) -> None:
+            path = self.path.split("?", 1)[0].rstrip("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            if path == ANTHROPIC_PATH:
+                api = "anthropic"
+            elif path == OPENAI_PATH or (
+                path.startswith(AZURE_PREFIX) and path.endswith("/chat/completions")
+            ):
+                api = "openai"
+            else:
+                self._json(404, {"error": {"message": f"unknown path {self.path}"}}, {})
+                return
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self._json(400, {"error": {"message": "the body is not JSON"}}, {})
+                return
+            received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            reply, number = server._next(received)
+            if reply is None:
+                self._json(500, {"error": {"message": "no scripted reply left"}}, {})
+                return
+            headers = dict(reply.headers)
+            if reply.retry_after is not None:
+                headers["Retry-After"] = reply.retry_after
+            if reply.status >= 400:
+                self._json(reply.status, _error_body(api, reply), headers)
+                return
+            model = reply.model or str(body.get("model") or "unknown")
+            if api == "anthropic":
+                response_id = reply.id or f"msg_test_{number}"
+            else:
+                response_id = reply.id or f"chatcmpl-test-{number}"
+            if not body.get("stream"):
+                payload = (
+                    _anthropic_body(reply, model, response_id)
+                    if api == "anthropic"
+                    else _openai_body(reply, model, response_id)
+                )
+                self._json(200, payload, headers)
+                return
+            if api == "anthropic":
+                events = anthropic_events(reply, model, response_id)
+            else:
+                include = bool((body.get("stream_options") or {}).get("include_usage"))
+                events = openai_events(reply, model, response_id, include)
+            self._stream(reply, events, headers)
+
+        def _stream(self, reply: Reply, events: Iterator[bytes], headers: dict[str, str]) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.flush()
+            if reply.first_chunk_delay:
+                time.sleep(reply.first_chunk_delay)
+            for sent, event in enumerate(events):
+                if reply.cut_after is not None and sent >= reply.cut_after:
+                    self._cut()
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _cut(self) -> None:
+            """Drop the connection mid-body, as a failing network or server does."""
+            self.close_connection = True
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    return Handler
