@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from fakes import FakeChat
 
@@ -46,7 +48,9 @@ def test_keys_outside_the_allow_list_are_dropped_with_one_warning(with_policy, c
 def test_distinct_values_are_capped_and_series_bounded(with_policy):
     for index in range(10_000):
         with usage_attributes(tenant=f"t{index % 50}", feature="f"):
-            FakeChat().invoke(f"prompt {index}", config={"run_id": None, "metadata": {"i": index}})
+            FakeChat().invoke(
+                f"prompt {index}", config={"run_id": uuid.uuid4(), "metadata": {"i": index}}
+            )
     points = [
         p
         for p in with_policy.metrics()["llm_usage.tokens"]
