@@ -265,9 +265,36 @@ def _converted_input(
     return prompt
 
 
-def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
+def _call_recorder(
+    telemetry: Telemetry,
+    operation: str,
+    instance: Any,
+    parent: otel_context.Context,
+    args: Any,
+    kwargs: dict[str, Any],
+    async_api: bool,
+) -> tuple[Recorder | None, dict[str, Any]]:
+    """The recorder of a non-streamed call (None: call straight through), and the kwargs
+    to call with: an invoke that streams internally may be asked for stream usage."""
     chat = operation == sc.OPERATION_CHAT
+    streams = chat and _streams_internally(instance, kwargs, async_api)
+    asked = False
+    if streams:
+        kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
+    begin = _model_begin(
+        telemetry,
+        instance,
+        operation,
+        _positional_stop(args, kwargs),
+        kwargs,
+        streams,
+        _first_argument(args, kwargs, "messages" if chat else "prompts"),
+        asked,
+    )
+    return begin(parent), kwargs
 
+
+def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
     def traced_call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         if not telemetry.listening():
             return wrapped(*args, **kwargs)
@@ -277,21 +304,9 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
             result = wrapped(*args, **kwargs)
             outer.absorb(result)
             return result
-        streams = chat and _streams_internally(instance, kwargs, async_api=False)
-        asked = False
-        if streams:
-            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
-        begin = _model_begin(
-            telemetry,
-            instance,
-            operation,
-            _positional_stop(args, kwargs),
-            kwargs,
-            streams,
-            _first_argument(args, kwargs, "messages" if chat else "prompts"),
-            asked,
+        recorder, kwargs = _call_recorder(
+            telemetry, operation, instance, parent, args, kwargs, async_api=False
         )
-        recorder = begin(parent)
         if recorder is None:
             return wrapped(*args, **kwargs)
         return run_call(recorder, wrapped, args, kwargs)
@@ -300,8 +315,6 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
 
 
 def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
-    chat = operation == sc.OPERATION_CHAT
-
     async def traced_acall(
         wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
     ) -> Any:
@@ -313,21 +326,9 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
             result = await wrapped(*args, **kwargs)
             outer.absorb(result)
             return result
-        streams = chat and _streams_internally(instance, kwargs, async_api=True)
-        asked = False
-        if streams:
-            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
-        begin = _model_begin(
-            telemetry,
-            instance,
-            operation,
-            _positional_stop(args, kwargs),
-            kwargs,
-            streams,
-            _first_argument(args, kwargs, "messages" if chat else "prompts"),
-            asked,
+        recorder, kwargs = _call_recorder(
+            telemetry, operation, instance, parent, args, kwargs, async_api=True
         )
-        recorder = begin(parent)
         if recorder is None:
             return await wrapped(*args, **kwargs)
         return await run_async_call(recorder, wrapped, args, kwargs)
