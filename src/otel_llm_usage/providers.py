@@ -292,8 +292,3 @@ def model_info(model: Any, operation: str, stop: Any, kwargs: Mapping[str, Any])
             _cache.clear()
         _cache[key] = (ref, info)
     return info
-
-
-def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()

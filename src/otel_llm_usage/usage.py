@@ -20,7 +20,7 @@ a value.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -212,11 +212,4 @@ def from_llm_result(result: Any) -> Usage | None:
             )
             if found is not None:
                 total = found if total is None else total + found
-    return total
-
-
-def summed(parts: Iterable[Usage]) -> Usage | None:
-    total: Usage | None = None
-    for part in parts:
-        total = part if total is None else total + part
     return total
