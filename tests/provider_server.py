@@ -28,6 +28,20 @@ Usage is written as each provider writes it:
   (``delta_usage="output"``, what it sent until 2025; see the recorded
   ``anthropic_messages_streaming.yaml``).
 
+* AWS Bedrock runtime (``POST /model/{model id}/{action}``, a boto3 client's
+  ``endpoint_url`` pointed at the server): ``invoke`` answers the Anthropic body above
+  and, as Bedrock does, the token counts in ``X-Amzn-Bedrock-*-Token-Count`` headers;
+  ``invoke-with-response-stream`` answers the Anthropic stream events, each one a ``chunk``
+  event of AWS's binary event-stream format (``application/vnd.amazon.eventstream``),
+  the last (``message_stop``) carrying ``amazon-bedrock-invocationMetrics`` with
+  ``inputTokenCount`` = ``input`` (EXCLUDING the cache), ``outputTokenCount``,
+  ``cacheReadInputTokenCount`` and ``cacheWriteInputTokenCount``, as Bedrock does;
+  ``converse`` and ``converse-stream`` answer the Converse API (``inputTokens`` EXCLUDES
+  ``cacheReadInputTokens`` and ``cacheWriteInputTokens``; the stream's usage is in its
+  last event, ``metadata``). ``cut_after`` on a Bedrock stream sends Bedrock's in-stream
+  error instead (an ``exception`` message, ``modelStreamErrorException``), and an error
+  status names its AWS error code in ``x-amzn-ErrorType`` (e.g. ``ThrottlingException``).
+
 Streams use HTTP/1.1 chunked encoding, so a stream cut off by ``cut_after`` (the server
 closes the socket after that many events) is an incomplete body to the client, as a
 dropped connection is, not a short but complete answer.
@@ -35,19 +49,26 @@ dropped connection is, not a short but complete answer.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
+import struct
+import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+from urllib.parse import unquote
 
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
+BEDROCK_PREFIX = "/model/"
+BEDROCK_ACTIONS = ("invoke", "invoke-with-response-stream", "converse", "converse-stream")
 
 
 @dataclass
@@ -157,6 +178,11 @@ class ProviderServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default 5 resets connections under concurrent load
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets an idle keep-alive connection is not a server error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 # -- the wire formats --------------------------------------------------------------------
@@ -290,12 +316,102 @@ def _anthropic_body(reply: Reply, model: str, response_id: str) -> dict[str, Any
     }
 
 
+# -- AWS Bedrock ----------------------------------------------------------------------
+
+
+def eventstream_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One message of AWS's binary event-stream format: a prelude (total length, headers
+    length, their CRC32), string headers (type 7), the payload and the message's CRC32."""
+    encoded = b"".join(
+        struct.pack(">B", len(name))
+        + name.encode()
+        + b"\x07"
+        + struct.pack(">H", len(value.encode()))
+        + value.encode()
+        for name, value in headers.items()
+    )
+    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def bedrock_event(event_type: str, data: dict[str, Any]) -> bytes:
+    headers = {":event-type": event_type, ":content-type": "application/json"}
+    headers[":message-type"] = "event"
+    return eventstream_message(headers, json.dumps(data).encode("utf-8"))
+
+
+def bedrock_stream_error(message: str) -> bytes:
+    """The error Bedrock sends inside a stream that fails after it began."""
+    headers = {":exception-type": "modelStreamErrorException"}
+    headers[":content-type"] = "application/json"
+    headers[":message-type"] = "exception"
+    return eventstream_message(headers, json.dumps({"message": message}).encode("utf-8"))
+
+
+def bedrock_invocation_metrics(reply: Reply) -> dict[str, Any]:
+    return {
+        "inputTokenCount": reply.input,
+        "outputTokenCount": reply.output,
+        "invocationLatency": 320,
+        "firstByteLatency": 110,
+        "cacheReadInputTokenCount": reply.cache_read,
+        "cacheWriteInputTokenCount": reply.cache_creation,
+    }
+
+
+def bedrock_invoke_events(reply: Reply, model: str, response_id: str) -> Iterator[bytes]:
+    """InvokeModelWithResponseStream of an Anthropic model: the messages stream events,
+    base64 in ``chunk`` events, Bedrock's own token counts on the last one."""
+    for sse in anthropic_events(reply, model, response_id):
+        data = json.loads(sse.split(b"data: ", 1)[1])
+        if data["type"] == "ping":
+            continue  # Bedrock does not forward Anthropic's pings
+        if data["type"] == "message_stop":
+            data["amazon-bedrock-invocationMetrics"] = bedrock_invocation_metrics(reply)
+        raw = base64.b64encode(json.dumps(data).encode("utf-8")).decode("ascii")
+        yield bedrock_event("chunk", {"bytes": raw})
+
+
+def converse_usage(reply: Reply) -> dict[str, Any]:
+    total = reply.input + reply.cache_read + reply.cache_creation + reply.output
+    return {
+        "inputTokens": reply.input,
+        "outputTokens": reply.output,
+        "totalTokens": total,
+        "cacheReadInputTokens": reply.cache_read,
+        "cacheWriteInputTokens": reply.cache_creation,
+    }
+
+
+def converse_events(reply: Reply) -> Iterator[bytes]:
+    yield bedrock_event("messageStart", {"role": "assistant"})
+    for piece in _pieces(reply.text):
+        yield bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}})
+    yield bedrock_event("contentBlockStop", {"contentBlockIndex": 0})
+    yield bedrock_event("messageStop", {"stopReason": reply.finish_reason or "end_turn"})
+    usage = {"usage": converse_usage(reply), "metrics": {"latencyMs": 320}}
+    yield bedrock_event("metadata", usage)
+
+
+def _converse_body(reply: Reply) -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": reply.text}]}},
+        "stopReason": reply.finish_reason or "end_turn",
+        "usage": converse_usage(reply),
+        "metrics": {"latencyMs": 320},
+    }
+
+
 _OPENAI_ERRORS = {429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
 _ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
+_BEDROCK_ERRORS = {429: "ThrottlingException", 500: "InternalServerException"}
 
 
 def _error_body(api: str, reply: Reply) -> dict[str, Any]:
     message = f"scripted error {reply.status}"
+    if api == "bedrock":
+        return {"message": message}
     if api == "anthropic":
         kind = reply.error_type or _ANTHROPIC_ERRORS.get(reply.status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
@@ -325,8 +441,11 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?", 1)[0].rstrip("/")
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            action = ""
             if path == ANTHROPIC_PATH:
                 api = "anthropic"
+            elif path.startswith(BEDROCK_PREFIX) and path.rsplit("/", 1)[-1] in BEDROCK_ACTIONS:
+                api, action = "bedrock", path.rsplit("/", 1)[-1]
             elif path == OPENAI_PATH or (
                 path.startswith(AZURE_PREFIX) and path.endswith("/chat/completions")
             ):
@@ -348,7 +467,13 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             if reply.retry_after is not None:
                 headers["Retry-After"] = reply.retry_after
             if reply.status >= 400:
+                if api == "bedrock":
+                    code = reply.error_type or _BEDROCK_ERRORS.get(reply.status, "ServiceError")
+                    headers["x-amzn-ErrorType"] = code
                 self._json(reply.status, _error_body(api, reply), headers)
+                return
+            if api == "bedrock":
+                self._bedrock(action, path, reply, number, headers)
                 return
             model = reply.model or str(body.get("model") or "unknown")
             if api == "anthropic":
@@ -370,9 +495,40 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 events = openai_events(reply, model, response_id, include)
             self._stream(reply, events, headers)
 
-        def _stream(self, reply: Reply, events: Iterator[bytes], headers: dict[str, str]) -> None:
+        def _bedrock(
+            self, action: str, path: str, reply: Reply, number: int, headers: dict[str, str]
+        ) -> None:
+            model = reply.model or unquote(path[len(BEDROCK_PREFIX) :].rsplit("/", 1)[0])
+            response_id = reply.id or f"msg_bdrk_test_{number}"
+            headers["x-amzn-RequestId"] = f"req-test-{number}"
+            if action == "invoke":  # InvokeModel's token counts are response headers
+                headers["X-Amzn-Bedrock-Input-Token-Count"] = str(reply.input)
+                headers["X-Amzn-Bedrock-Output-Token-Count"] = str(reply.output)
+                headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cache_read)
+                headers["X-Amzn-Bedrock-Cache-Write-Input-Token-Count"] = str(reply.cache_creation)
+                headers["X-Amzn-Bedrock-Invocation-Latency"] = "320"
+                self._json(200, _anthropic_body(reply, model, response_id), headers)
+            elif action == "converse":
+                self._json(200, _converse_body(reply), headers)
+            else:
+                if action == "converse-stream":
+                    events = converse_events(reply)
+                else:
+                    events = bedrock_invoke_events(reply, model, response_id)
+                    headers["X-Amzn-Bedrock-Content-Type"] = "application/json"
+                content_type = "application/vnd.amazon.eventstream"
+                self._stream(reply, events, headers, content_type, bedrock=True)
+
+        def _stream(
+            self,
+            reply: Reply,
+            events: Iterator[bytes],
+            headers: dict[str, str],
+            content_type: str = "text/event-stream; charset=utf-8",
+            bedrock: bool = False,
+        ) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Cache-Control", "no-cache")
             self.send_header("Transfer-Encoding", "chunked")
             for name, value in headers.items():
@@ -383,6 +539,11 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(reply.first_chunk_delay)
             for sent, event in enumerate(events):
                 if reply.cut_after is not None and sent >= reply.cut_after:
+                    if bedrock:  # Bedrock reports a failed stream in the stream
+                        error = bedrock_stream_error("scripted stream error")
+                        self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(error), error))
+                        self.wfile.flush()
+                        return
                     self._cut()
                     return
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))

@@ -6,6 +6,10 @@ are the truth that spans and counters must show. Where a provider package drops 
 response had, the test says so (``KNOWN GAP``) and pins what the package passes on, so a
 package release that fixes it makes the test fail and the README's Providers table gets
 updated.
+
+Two providers have no recording for some APIs, and run against local servers speaking
+their HTTP API instead: Azure OpenAI (examples/_local_provider.py on Azure's URL) and the
+Bedrock streams and Converse (tests/provider_server.py, AWS's event-stream format).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +35,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _local_provider import LocalProvider, prompt_tokens, words
+from provider_server import ProviderServer, Reply
 
 # The recordings name models that have since been retired; the SDK says so on every call.
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -813,6 +818,137 @@ def test_bedrock_converse_stubbed(telemetry: Telemetry, aws: None) -> None:
     )
 
 
+# Bedrock streams: there is no recording of either stream API in the test data, and
+# botocore's Stubber cannot stub an event stream. So tests/provider_server.py speaks the
+# Bedrock runtime API, AWS's binary event-stream format included, and the real boto3
+# client talks HTTP to it through endpoint_url. Usage as Bedrock reports it: input EXCLUDES
+# the cache reads and writes (the span's input includes them).
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+BEDROCK_REPLY = Reply(
+    text="Bedrock streams in binary frames.", input=13, output=9, cache_read=20, cache_creation=5
+)
+
+
+@pytest.fixture(scope="module")
+def bedrock_server() -> Iterator[ProviderServer]:
+    with ProviderServer() as running:
+        yield running
+
+
+@pytest.fixture
+def bedrock(bedrock_server: ProviderServer, aws: None) -> Iterator[ProviderServer]:
+    bedrock_server.reset()
+    yield bedrock_server
+    assert bedrock_server.pending == 0, "the test scripted replies it did not use"
+
+
+def bedrock_chat(api: str, server: ProviderServer, **kwargs: Any) -> Any:
+    """ChatBedrock (InvokeModel) or ChatBedrockConverse, boto3 pointed at ``server``,
+    no retries (botocore retries throttling by default)."""
+    from botocore.config import Config
+    from langchain_aws import ChatBedrock, ChatBedrockConverse
+
+    options: dict[str, Any] = {
+        "region_name": "us-east-1",
+        "endpoint_url": server.url,
+        "config": Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+        **kwargs,
+    }
+    if api == "invoke_model":
+        return ChatBedrock(model_id=BEDROCK_MODEL, **options)
+    return ChatBedrockConverse(model=BEDROCK_MODEL, **options)
+
+
+@pytest.mark.parametrize("mode", CALL_MODES + STREAM_MODES)
+@pytest.mark.parametrize("api", ("invoke_model", "converse"))
+async def test_bedrock_local_server(
+    telemetry: Telemetry, bedrock: ProviderServer, api: str, mode: str
+) -> None:
+    """InvokeModel(+WithResponseStream) and Converse(+Stream) with every token class."""
+    reply = BEDROCK_REPLY
+    bedrock.script(reply)
+    kwargs = {"streaming": True} if mode.endswith("-streaming") else {}
+    received = await call(bedrock_chat(api, bedrock, **kwargs), mode, "Say something short")
+    action = {"invoke_model": "invoke", "converse": "converse"}[api]
+    if streams(mode):
+        action += "-with-response-stream" if api == "invoke_model" else "-stream"
+    assert bedrock.requests[0].path == f"/model/{BEDROCK_MODEL}/{action}".replace(":", "%3A")
+    text = "".join(chunk.text for chunk in received) if chunked(mode) else received.text
+    assert text == reply.text
+    expected = Expected(
+        input=reply.input + reply.cache_read + reply.cache_creation,
+        output=reply.output,
+        cache_read=reply.cache_read,
+        cache_creation=reply.cache_creation,
+        # KNOWN GAP (langchain-aws 1.9.1): neither API's response id reaches the message
+        # (Converse has none; InvokeModel's Anthropic "id" is dropped), and the package
+        # names the request's model id.
+        response_model=BEDROCK_MODEL,
+        finish_reasons=("end_turn",),
+    )
+    assert_call(
+        telemetry,
+        expected,
+        provider="aws.bedrock",
+        request_model=BEDROCK_MODEL,
+        address="127.0.0.1",
+        port=bedrock.port,
+        stream=streams(mode),
+        got_chunks=chunked(mode),
+    )
+
+
+@pytest.mark.parametrize("mode", ("stream", "astream"))
+@pytest.mark.parametrize("api", ("invoke_model", "converse"))
+async def test_bedrock_stream_error_event(
+    telemetry: Telemetry, bedrock: ProviderServer, api: str, mode: str
+) -> None:
+    """Bedrock reports a stream that fails midway IN the stream (an exception message,
+    modelStreamErrorException): botocore's error reaches the caller unchanged, the span
+    ends once as an error, with the chunks that came before it."""
+    from botocore.exceptions import EventStreamError
+
+    bedrock.script(replace(BEDROCK_REPLY, cut_after=3))
+    received: list[Any] = []
+    with pytest.raises(EventStreamError) as raised:
+        if mode == "stream":
+            received.extend(bedrock_chat(api, bedrock).stream("Say something short"))
+        else:
+            async for chunk in bedrock_chat(api, bedrock).astream("Say something short"):
+                received.append(chunk)
+    assert raised.value.response["Error"]["Code"] == "modelStreamErrorException"
+    span = the_span(telemetry)
+    attributes = dict(span.attributes or {})
+    assert span.status.status_code is StatusCode.ERROR
+    assert attributes["error.type"] == "botocore.exceptions.EventStreamError"
+    assert attributes["llm_usage.stream.chunks"] == len(received) > 0
+    assert "gen_ai.usage.input_tokens" not in attributes
+    assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="error") == 1
+    assert telemetry.tokens("input") == 0
+
+
+@pytest.mark.parametrize("api", ("invoke_model", "converse"))
+async def test_bedrock_throttled(telemetry: Telemetry, bedrock: ProviderServer, api: str) -> None:
+    """A 429 ThrottlingException, retries off: botocore's modeled error, unchanged."""
+    bedrock.script(Reply(status=429))
+    with pytest.raises(Exception) as raised:
+        await bedrock_chat(api, bedrock).ainvoke("Say something short")
+    error = raised.value
+    assert type(error).__name__ == "ThrottlingException"
+    assert error.response["Error"]["Code"] == "ThrottlingException"  # type: ignore[attr-defined]
+    span = the_span(telemetry)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "botocore.errorfactory.ThrottlingException"
+    assert (
+        telemetry.counter(
+            "llm_usage.requests",
+            llm_usage__usage__source="error",
+            error__type="botocore.errorfactory.ThrottlingException",
+        )
+        == 1
+    )
+
+
 # -- Cohere ---------------------------------------------------------------------------------
 
 
@@ -872,14 +1008,11 @@ async def test_cohere_stream_reports_billed_units(telemetry: Telemetry, mode: st
     await check_cohere(telemetry, mode, check_address=False)
 
 
-# NEEDS THE SRC FIXES (see the report of the "Real providers" issue):
-# 1. usage.py reads "token_count" and recorder.py takes a stream's usage from its chunks'
-#    response_metadata when no chunk has usage_metadata: langchain-cohere's SYNC stream
-#    puts the billed units only in the last chunk's response_metadata["token_count"] (its
-#    async stream also sets usage_metadata), so today "stream" and "invoke-streaming"
-#    spans say usage missing;
-# 2. providers.py finds the Cohere SDK's base URL (client._client_wrapper.get_base_url()),
-#    so today no Cohere span has server.address.
 @pytest.mark.parametrize("mode", STREAM_MODES)
-async def test_cohere_needs_src_fix(telemetry: Telemetry, mode: str) -> None:
+async def test_cohere_every_stream_mode_with_server_address(
+    telemetry: Telemetry, mode: str
+) -> None:
+    """langchain-cohere's SYNC stream puts the billed units only in the last chunk's
+    response_metadata["token_count"] (its async stream also sets usage_metadata): usage
+    is read from there. server.address comes from the Cohere SDK's client wrapper."""
     await check_cohere(telemetry, mode, check_address=True)
