@@ -42,6 +42,11 @@ Usage is written as each provider writes it:
   error instead (an ``exception`` message, ``modelStreamErrorException``), and an error
   status names its AWS error code in ``x-amzn-ErrorType`` (e.g. ``ThrottlingException``).
 
+* Cohere v2 chat (``POST /v2/chat``), not streaming only (the recorded
+  ``lc_chain_stream_cohere_usage.yaml`` is the stream): ``usage.billed_units`` =
+  (``input``, ``output``), ``usage.tokens`` = (``used_input``, ``output``),
+  ``cached_tokens`` = ``cache_read``.
+
 Streams use HTTP/1.1 chunked encoding, so a stream cut off by ``cut_after`` (the server
 closes the socket after that many events) is an incomplete body to the client, as a
 dropped connection is, not a short but complete answer.
@@ -67,6 +72,7 @@ from urllib.parse import unquote
 OPENAI_PATH = "/v1/chat/completions"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
+COHERE_PATH = "/v2/chat"
 BEDROCK_PREFIX = "/model/"
 BEDROCK_ACTIONS = ("invoke", "invoke-with-response-stream", "converse", "converse-stream")
 
@@ -90,6 +96,7 @@ class Reply:
     first_chunk_delay: float = 0.0  # seconds between the response headers and 1st event
     cut_after: int | None = None  # stream: close the socket after this many events
     delta_usage: Literal["full", "output"] = "full"  # Anthropic message_delta usage
+    used_input: int = 0  # Cohere only: the input tokens used, where ``input`` is billed
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -403,6 +410,19 @@ def _converse_body(reply: Reply) -> dict[str, Any]:
     }
 
 
+def _cohere_body(reply: Reply, response_id: str) -> dict[str, Any]:
+    return {
+        "id": response_id,
+        "finish_reason": reply.finish_reason or "COMPLETE",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": reply.text}]},
+        "usage": {
+            "billed_units": {"input_tokens": reply.input, "output_tokens": reply.output},
+            "tokens": {"input_tokens": reply.used_input, "output_tokens": reply.output},
+            "cached_tokens": reply.cache_read,
+        },
+    }
+
+
 _OPENAI_ERRORS = {429: "rate_limit_exceeded", 500: "server_error", 503: "server_error"}
 _ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
 _BEDROCK_ERRORS = {429: "ThrottlingException", 500: "InternalServerException"}
@@ -410,7 +430,7 @@ _BEDROCK_ERRORS = {429: "ThrottlingException", 500: "InternalServerException"}
 
 def _error_body(api: str, reply: Reply) -> dict[str, Any]:
     message = f"scripted error {reply.status}"
-    if api == "bedrock":
+    if api in ("bedrock", "cohere"):
         return {"message": message}
     if api == "anthropic":
         kind = reply.error_type or _ANTHROPIC_ERRORS.get(reply.status, "api_error")
@@ -444,6 +464,8 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             action = ""
             if path == ANTHROPIC_PATH:
                 api = "anthropic"
+            elif path == COHERE_PATH:
+                api = "cohere"
             elif path.startswith(BEDROCK_PREFIX) and path.rsplit("/", 1)[-1] in BEDROCK_ACTIONS:
                 api, action = "bedrock", path.rsplit("/", 1)[-1]
             elif path == OPENAI_PATH or (
@@ -476,6 +498,12 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 self._bedrock(action, path, reply, number, headers)
                 return
             model = reply.model or str(body.get("model") or "unknown")
+            if api == "cohere":
+                if body.get("stream"):
+                    self._json(400, {"message": "this server's Cohere API does not stream"}, {})
+                else:
+                    self._json(200, _cohere_body(reply, reply.id or f"co-test-{number}"), headers)
+                return
             if api == "anthropic":
                 response_id = reply.id or f"msg_test_{number}"
             else:

@@ -38,7 +38,11 @@ from _local_provider import LocalProvider, prompt_tokens, words
 from provider_server import ProviderServer, Reply
 
 # The recordings name models that have since been retired; the SDK says so on every call.
-pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+# The Cohere SDK still reads pydantic's deprecated __fields__.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated"),
+]
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORDER = vcr.VCR(record_mode="none", match_on=["method", "scheme", "host", "port", "path"])
@@ -978,7 +982,13 @@ def cohere_reported() -> tuple[Interaction, Expected, dict[str, Any]]:
     return recorded, expected, usage
 
 
-async def check_cohere(telemetry: Telemetry, mode: str, *, check_address: bool) -> None:
+@pytest.mark.parametrize("mode", STREAM_MODES)
+async def test_cohere_stream_reports_billed_units(telemetry: Telemetry, mode: str) -> None:
+    """lc_chain_stream_cohere_usage.yaml: Cohere v2 chat stream; message-end carries
+    billed_units, tokens used and cached_tokens. langchain-cohere's SYNC stream puts the
+    billed units only in the last chunk's response_metadata["token_count"] (its async
+    stream also sets usage_metadata): usage is read from there. server.address comes from
+    the Cohere SDK's client wrapper."""
     recorded, expected, usage = cohere_reported()
     # billed and used differ: the span reports BILLED units (what the call costs)
     assert usage["tokens"]["input_tokens"] != usage["billed_units"]["input_tokens"]
@@ -994,25 +1004,51 @@ async def check_cohere(telemetry: Telemetry, mode: str, *, check_address: bool) 
         expected,
         provider="cohere",
         request_model=recorded.request["model"],
-        address=recorded.host if check_address else None,
-        port=recorded.port if check_address else None,
+        address=recorded.host,
+        port=recorded.port,
         stream=True,
         got_chunks=chunked(mode),
     )
 
 
-@pytest.mark.parametrize("mode", ("astream", "ainvoke-streaming"))
-async def test_cohere_stream_reports_billed_units(telemetry: Telemetry, mode: str) -> None:
-    """lc_chain_stream_cohere_usage.yaml: Cohere v2 chat stream, message-end carries
-    billed_units, tokens and cached_tokens. (server.address: see the test below.)"""
-    await check_cohere(telemetry, mode, check_address=False)
+@pytest.mark.parametrize("mode", CALL_MODES)
+async def test_cohere_invoke_local_server(telemetry: Telemetry, mode: str) -> None:
+    """There is no recording of a Cohere call that does not stream: the local server
+    answers the v2 chat JSON with the recorded stream's usage (billed, used, cached)."""
+    from langchain_cohere import ChatCohere
 
-
-@pytest.mark.parametrize("mode", STREAM_MODES)
-async def test_cohere_every_stream_mode_with_server_address(
-    telemetry: Telemetry, mode: str
-) -> None:
-    """langchain-cohere's SYNC stream puts the billed units only in the last chunk's
-    response_metadata["token_count"] (its async stream also sets usage_metadata): usage
-    is read from there. server.address comes from the Cohere SDK's client wrapper."""
-    await check_cohere(telemetry, mode, check_address=True)
+    recorded, billed, usage = cohere_reported()
+    reply = Reply(
+        text="Spans all the way down.",
+        input=usage["billed_units"]["input_tokens"],
+        used_input=usage["tokens"]["input_tokens"],
+        output=usage["billed_units"]["output_tokens"],
+        cache_read=usage["cached_tokens"],
+    )
+    model_name = recorded.request["model"]
+    with ProviderServer(reply) as server:
+        model = ChatCohere(
+            model=model_name,
+            cohere_api_key="co-test",  # type: ignore[arg-type]
+            base_url=server.url,
+        )
+        message = await call(model, mode, "Tell me a joke")
+    assert message.text == reply.text
+    # KNOWN GAP (langchain-cohere 0.6.0): a call that does not stream passes on the tokens
+    # USED (usage.tokens), not the billed units, which the package drops (its streams pass
+    # on the billed units); cached_tokens is dropped too. So its span says what was used.
+    assert billed.input != reply.used_input
+    assert_call(
+        telemetry,
+        Expected(
+            input=reply.used_input,
+            output=reply.output,
+            response_id="co-test-1",
+            finish_reasons=("COMPLETE",),
+        ),
+        provider="cohere",
+        request_model=model_name,
+        address="127.0.0.1",
+        port=server.port,
+        stream=False,
+    )
