@@ -22,6 +22,10 @@ multiply by the spans and histogram records one call really produces (counted fr
 the exporter and the metric reader), so the share of the added time that is the SDK
 itself, and not our code, is visible.
 
+``--peer traceloop`` instead runs the shared peer harness (``../shared/bench``) for
+bare, this checkout and that peer, each in its own virtualenv, and prints what each adds
+and the ratio.
+
 This is a report, not a test: the exit code is 0 even when a target is missed.
 """
 
@@ -181,7 +185,9 @@ def histogram_points(sdk: Sdk, prefix: str = "gen_ai.") -> dict[str, float]:
 
 
 class Switch:
-    """Modes: ``bare`` (uninstrumented), ``sdk`` (real SDK), ``noop`` (API no-op providers)."""
+    """Modes: ``bare`` (uninstrumented), ``sdk`` (real SDK), ``noop`` (API no-op
+    providers), ``tracer_only`` / ``meter_only`` (the SDK for one signal, no-op for the
+    other): the last two split the added time between spans, metrics and our code."""
 
     def __init__(self, sdk: Sdk) -> None:
         from opentelemetry.metrics import NoOpMeterProvider
@@ -213,6 +219,16 @@ class Switch:
                 tracer_provider=self.noop_tracer_provider,
                 meter_provider=self.noop_meter_provider,
             )
+        elif mode == "tracer_only":
+            self.instrumentor.instrument(
+                tracer_provider=self.sdk.tracer_provider,
+                meter_provider=self.noop_meter_provider,
+            )
+        elif mode == "meter_only":
+            self.instrumentor.instrument(
+                tracer_provider=self.noop_tracer_provider,
+                meter_provider=self.sdk.meter_provider,
+            )
         elif mode != "bare":
             raise ValueError(mode)
         self.mode = mode
@@ -234,6 +250,21 @@ def _sync_loop(body: Callable[[], Any]) -> RunFn:
         for _ in range(n):
             body()
         return clock() - start
+
+    return run
+
+
+def _tracked_loop(body: Callable[[], Any]) -> RunFn:
+    """``_sync_loop`` inside one ``track_usage()`` block (its enter/exit not timed per call)."""
+    from otel_llm_usage import track_usage
+
+    def run(n: int) -> float:
+        with track_usage():
+            clock = _clock[0]
+            start = clock()
+            for _ in range(n):
+                body()
+            return clock() - start
 
     return run
 
@@ -382,6 +413,19 @@ def build_scenarios(models: Models) -> dict[str, Scenario]:
             10,
             "with track_usage(): model.invoke (bare: plain invoke)",
         ),
+        # Where invoke's added time goes: spans alone, metrics alone, and our code with
+        # no SDK at all (no-op providers; the track_usage() block makes it do the work:
+        # usage, prices, totals; span attributes are skipped on a non-recording span).
+        ("invoke_tracer_only", "call", same(_sync_loop(invoke)), "tracer_only", 10, "spans"),
+        ("invoke_meter_only", "call", same(_sync_loop(invoke)), "meter_only", 10, "metrics"),
+        (
+            "invoke_no_sdk_tracked",
+            "call",
+            (_sync_loop(invoke), _tracked_loop(invoke)),
+            "noop",
+            10,
+            "no-op providers, with track_usage(): our code without the SDK",
+        ),
     ]
     return {
         name: Scenario(name, unit, runs[0], runs[1], mode, min_n, description)
@@ -410,6 +454,9 @@ ALL_NAMES = [
     "gather200",
     "nosdk_invoke",
     "track_usage_invoke",
+    "invoke_tracer_only",
+    "invoke_meter_only",
+    "invoke_no_sdk_tracked",
     "sdk_floor",
     "memory",
 ]
@@ -504,9 +551,57 @@ def derive(results: dict[str, Any]) -> None:
 # -- SDK floor -------------------------------------------------------------------------
 
 
-def measure_floor(sdk: Sdk, reps: int, target_s: float) -> dict[str, Any]:
+# Span attributes known when a call starts (the rest are set when it ends).
+_START_PREFIXES = ("gen_ai.operation.", "gen_ai.provider.", "gen_ai.request.", "server.")
+
+
+@dataclass
+class SdkWork:
+    """The SDK calls one instrumented invoke makes, as exported: its span (name, kind,
+    attributes) and each histogram record (instrument, value, attributes)."""
+
+    span_name: str
+    span_kind: Any
+    start_attributes: dict[str, Any]
+    end_attributes: dict[str, Any]
+    records: list[tuple[str, float, dict[str, Any]]]
+
+
+def sdk_work_of_invoke(models: Models, switch: Switch) -> SdkWork:
+    """Runs one instrumented invoke and reads back what it gave the SDK."""
+    sdk = switch.sdk
+    switch.set("sdk")
+    models.m.invoke(MSG)
+    exported_spans(sdk)  # flush: the invoke's span is the last exported
+    switch.set("bare")
+    span = sdk.exporter.last[-1]
+    attributes = dict(span.attributes or {})
+    start = {k: v for k, v in attributes.items() if k.startswith(_START_PREFIXES)}
+    end = {k: v for k, v in attributes.items() if k not in start}
+    records: list[tuple[str, float, dict[str, Any]]] = []
+    data = sdk.reader.get_metrics_data()
+    model = attributes.get("gen_ai.request.model")
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name not in (
+                    "gen_ai.client.operation.duration",
+                    "gen_ai.client.token.usage",
+                ):
+                    continue
+                for point in metric.data.data_points:
+                    point_attributes = dict(point.attributes or {})
+                    if point_attributes.get("gen_ai.request.model") == model:
+                        records.append((metric.name, point.sum / point.count, point_attributes))
+    return SdkWork(span.name, span.kind, start, end, records)
+
+
+def measure_floor(
+    sdk: Sdk, reps: int, target_s: float, work: SdkWork | None = None
+) -> dict[str, Any]:
     """One bare SDK span (8 attributes, start + end) and one Histogram.record (6
-    attributes), through the same providers the instrumentation uses."""
+    attributes), through the same providers the instrumentation uses; with ``work``,
+    also the exact SDK calls of one instrumented invoke, replayed (``sdk_replay``)."""
     from opentelemetry.trace import SpanKind
 
     tracer = sdk.tracer_provider.get_tracer("otel_llm_usage.bench.floor")
@@ -537,8 +632,30 @@ def measure_floor(sdk: Sdk, reps: int, target_s: float) -> dict[str, Any]:
     def record_once() -> None:
         histogram.record(0.0123, metric_attributes)
 
+    bodies: list[tuple[str, Callable[[], None]]] = [
+        ("sdk_span", span_once),
+        ("sdk_histogram", record_once),
+    ]
+    if work is not None:
+        boundaries = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24)
+        replay_histograms = {
+            name: meter.create_histogram(
+                f"bench.replay.{name}", explicit_bucket_boundaries_advisory=boundaries
+            )
+            for name in {name for name, _, _ in work.records}
+        }
+        replay_records = [(replay_histograms[n], v, a) for n, v, a in work.records]
+
+        def replay_once() -> None:
+            span = tracer.start_span(work.span_name, None, work.span_kind, work.start_attributes)
+            span.set_attributes(work.end_attributes)
+            span.end()
+            for histogram_, value, attributes in replay_records:
+                histogram_.record(value, attributes)
+
+        bodies.append(("sdk_replay", replay_once))
     out: dict[str, Any] = {}
-    for name, body in (("sdk_span", span_once), ("sdk_histogram", record_once)):
+    for name, body in bodies:
         run = _sync_loop(body)
         n = calibrate(run, target_s, 100)
         samples = []
@@ -711,8 +828,8 @@ def render(report: dict[str, Any]) -> str:
         r = results[name]
         if name == "memory":
             growth = r.get("rss_growth_mb")
-            target = TARGETS["memory"]
-            verdict = "-" if growth is None else ("pass" if growth < target else "FAIL")
+            memory_target = TARGETS["memory"]
+            verdict = "-" if growth is None else ("pass" if growth < memory_target else "FAIL")
             rows.append(
                 [
                     f"memory: RSS growth, {r['calls']:,} invokes (MB)",
@@ -720,7 +837,7 @@ def render(report: dict[str, Any]) -> str:
                     _fmt(r.get("rss_after_mb")),
                     _fmt(growth, 2),
                     "-",
-                    f"< {target:g} MB",
+                    f"< {memory_target:g} MB",
                     verdict,
                     f"spans {r['spans_exported']:,}/{r['calls']:,}",
                 ]
@@ -770,6 +887,25 @@ def render(report: dict[str, Any]) -> str:
                     "added - floor",
                 ]
             )
+    replay = (floor or {}).get("sdk_replay")
+    if replay and "invoke" in results:
+        label = (
+            f"SDK calls of one invoke, replayed ({replay['span_attributes']} span attrs"
+            f" + {replay['records']} records)"
+        )
+        cost = replay["cost_us"]
+        rows.append(
+            [
+                label,
+                "-",
+                _fmt(cost),
+                _fmt(results["invoke"]["added_us"] - cost),
+                _fmt(results["invoke"].get("added_min_us", 0.0) - cost),
+                "-",
+                "info",
+                "added - replay",
+            ]
+        )
     header = [
         "scenario",
         "bare µs",
@@ -832,16 +968,93 @@ def render(report: dict[str, Any]) -> str:
 # -- main ------------------------------------------------------------------------------
 
 
-def peer_instructions(python: str) -> str:
-    return (
-        "Side-by-side figures against other instrumentations come from the shared peer\n"
-        "harness, which builds one venv per peer under /tmp/bench-venvs:\n\n"
-        "    cd <repo root>\n"
-        "    OTEL_LLM_USAGE_SRC=$PWD ../shared/bench/run_peers.sh \\\n"
-        "        --configs bare,otel_llm_usage,traceloop [--quick] [--results DIR]\n\n"
-        f"(--peer {python} was given: to time one peer venv directly, run the shared\n"
-        "harness.py with that interpreter, see ../shared/bench/README.md.)"
+# Scenarios both this script and the shared peer harness run (harness names).
+PEER_SCENARIOS = (
+    "invoke",
+    "ainvoke",
+    "stream_k1",
+    "stream_k20",
+    "stream_k200",
+    "astream_k20",
+    "batch8",
+    "astream_events_v2",
+    "gather200",
+)
+PEER_RATIO_TARGET = 6.0  # the performance issue: at least 6x less than the fastest peer
+
+
+def run_peer(peer: str, bench_dir: str, quick: bool) -> int:
+    """Side by side with another instrumentation: the shared peer harness runs ``bare``,
+    ``otel_llm_usage`` (this checkout) and ``peer``, each in its own virtualenv and
+    process, with the same fake model, SDK set-up and protocol; this prints what each
+    adds per scenario and the ratio (peer added / ours added)."""
+    import subprocess
+    import tempfile
+
+    driver = os.path.join(bench_dir, "run_peers.py")
+    if not os.path.isfile(driver):
+        print(f"no peer harness at {driver} (use --bench-dir)", file=sys.stderr)
+        return 2
+    if not os.path.isfile(os.path.join(bench_dir, "configs", f"{peer}.py")):
+        known = sorted(
+            name[:-3]
+            for name in os.listdir(os.path.join(bench_dir, "configs"))
+            if name.endswith(".py") and not name.startswith("_")
+        )
+        print(f"unknown peer {peer!r}; the harness knows: {', '.join(known)}", file=sys.stderr)
+        return 2
+    results_dir = tempfile.mkdtemp(prefix="otel-llm-usage-peer-")
+    command = [sys.executable, driver, "--configs", f"bare,otel_llm_usage,{peer}"]
+    command += ["--results", results_dir, "--no-memory"] + (["--quick"] if quick else [])
+    env = {**os.environ, "OTEL_LLM_USAGE_SRC": os.path.dirname(HERE)}
+    print("running:", " ".join(command), flush=True)
+    subprocess.run(command, env=env, check=False)
+    added: dict[str, dict[str, float]] = {}
+    bare_us: dict[str, float] = {}
+    for config in ("otel_llm_usage", peer):
+        path = os.path.join(results_dir, f"{config}.timing.json")
+        try:
+            with open(path) as f:
+                phases = json.load(f)["phases"]
+        except (OSError, KeyError, ValueError) as exc:
+            print(f"{config}: no timing results ({exc}); see {results_dir}", file=sys.stderr)
+            return 1
+        added[config] = {
+            name: phases["instrumented"][name]["median_us"] - phases["bare"][name]["median_us"]
+            for name in PEER_SCENARIOS
+            if name in phases.get("instrumented", {}) and name in phases.get("bare", {})
+        }
+        if config == "otel_llm_usage":
+            bare_us = {name: phases["bare"][name]["median_us"] for name in added[config]}
+    print(render_peer(peer, bare_us, added["otel_llm_usage"], added[peer]))
+    print(f"(raw results: {results_dir})")
+    return 0
+
+
+def render_peer(
+    peer: str, bare_us: dict[str, float], ours: dict[str, float], theirs: dict[str, float]
+) -> str:
+    rows = [(name, bare_us[name], ours[name], theirs[name]) for name in ours if name in theirs]
+    if all(k in ours and k in theirs for k in ("stream_k20", "stream_k200")):
+        rows.append(
+            (
+                "per extra sync chunk",
+                (bare_us["stream_k200"] - bare_us["stream_k20"]) / 180,
+                (ours["stream_k200"] - ours["stream_k20"]) / 180,
+                (theirs["stream_k200"] - theirs["stream_k20"]) / 180,
+            )
+        )
+    header = f"| scenario | bare µs | otel_llm_usage added µs | {peer} added µs | {peer} / ours |"
+    lines = [header, "|---|---:|---:|---:|---:|"]
+    for name, bare, mine, other in rows:
+        ratio = f"{other / mine:.1f}x" if mine > 0 else "-"
+        lines.append(f"| {name} | {bare:,.1f} | {mine:,.1f} | {other:,.1f} | {ratio} |")
+    lines.append(
+        f"\nThe performance target is {PEER_RATIO_TARGET:g}x (ours at most 1/{PEER_RATIO_TARGET:g}"
+        " of the fastest peer's added time). Timings are medians of the harness's"
+        " repetitions (wall clock), bare and instrumented in the same process."
     )
+    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -878,7 +1091,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="cpu: process CPU time (default, robust on a shared machine); wall: perf_counter",
     )
     parser.add_argument(
-        "--peer", metavar="VENV_PYTHON", help="print how to get peer figures, then exit"
+        "--peer",
+        metavar="CONFIG",
+        help="instead: run the shared peer harness for bare, otel_llm_usage and CONFIG "
+        "(e.g. traceloop), each in its own virtualenv, and print the side-by-side ratio",
+    )
+    parser.add_argument(
+        "--bench-dir",
+        default=os.path.join(os.path.dirname(HERE), "..", "shared", "bench"),
+        help="the shared peer harness (default: ../shared/bench from the repository root)",
     )
     return parser.parse_args(argv)
 
@@ -902,8 +1123,7 @@ def selected(args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.peer:
-        print(peer_instructions(args.peer))
-        return 0
+        return run_peer(args.peer, args.bench_dir, args.quick)
     reps = args.reps or (3 if args.quick else 9)
     target_s = args.target_s or (0.02 if args.quick else 0.15)
     _clock[0] = CLOCKS[args.clock]
@@ -931,7 +1151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     switch = Switch(sdk)
     models = make_models()
     scenarios = build_scenarios(models)
-    versions = {}
+    versions: dict[str, str | None] = {}
     from importlib import metadata
 
     for dist in ("otel-llm-usage", "langchain-core", "opentelemetry-sdk", "wrapt"):
@@ -969,10 +1189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": results,
     }
     if "sdk_floor" in names:
-        results["sdk_floor"] = measure_floor(sdk, reps, target_s)
+        work = sdk_work_of_invoke(models, switch)
+        floor = results["sdk_floor"] = measure_floor(sdk, reps, target_s, work)
+        floor["sdk_replay"]["span_attributes"] = len(work.start_attributes) + len(
+            work.end_attributes
+        )
+        floor["sdk_replay"]["records"] = len(work.records)
         log(
-            f"  sdk floor: span {results['sdk_floor']['sdk_span']['cost_us']:.1f} µs, "
-            f"histogram record {results['sdk_floor']['sdk_histogram']['cost_us']:.1f} µs"
+            f"  sdk floor: span {floor['sdk_span']['cost_us']:.1f} µs, "
+            f"histogram record {floor['sdk_histogram']['cost_us']:.1f} µs, "
+            f"the SDK calls of one invoke replayed {floor['sdk_replay']['cost_us']:.1f} µs"
         )
     report["census"] = census(models, switch)
     if "memory" in names:
