@@ -277,7 +277,10 @@ def _call_recorder(
     """The recorder of a non-streamed call (None: call straight through), and the kwargs
     to call with: an invoke that streams internally may be asked for stream usage."""
     chat = operation == sc.OPERATION_CHAT
-    streams = chat and _streams_internally(instance, kwargs, async_api)
+    if chat:
+        streams = _streams_internally(instance, kwargs, async_api)
+    else:  # a legacy LLM streams by its own ``streaming`` field (LangChain has no test)
+        streams = getattr(instance, "streaming", None) is True
     asked = False
     if streams:
         kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
