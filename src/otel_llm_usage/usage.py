@@ -115,12 +115,12 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
             return None
         usage = Usage(input_tokens or 0, output_tokens or 0)
         details = metadata.get("input_token_details")
-        if details:
-            usage.cache_read = _nested(metadata, "input_token_details", "cache_read") or 0
-            usage.cache_creation = _nested(metadata, "input_token_details", "cache_creation") or 0
+        if details and isinstance(details, Mapping):
+            usage.cache_read = _count(details.get("cache_read")) or 0
+            usage.cache_creation = _count(details.get("cache_creation")) or 0
         details = metadata.get("output_token_details")
-        if details:
-            usage.reasoning = _nested(metadata, "output_token_details", "reasoning") or 0
+        if details and isinstance(details, Mapping):
+            usage.reasoning = _count(details.get("reasoning")) or 0
         return usage
     except Exception:  # a Mapping whose methods raise
         logger.debug("otel-llm-usage: unreadable usage_metadata", exc_info=True)

@@ -192,12 +192,16 @@ def _model_begin(
     streaming: bool,
     prompt: Callable[[], Any] | None = None,
     asked_for_usage: bool = False,
+    listening_checked: bool = False,
 ) -> Begin:
+    """``listening_checked``: the caller has just checked ``telemetry.listening()`` (a
+    stream's ``begin`` runs later, at its first ``next()``, and checks again then)."""
+
     def begin(parent: otel_context.Context) -> CallRecorder | None:
         if (
             parent.get(_SUPPRESS_INSTRUMENTATION_KEY)
             or _nested_in(parent, instance) is not None
-            or not telemetry.listening()
+            or not (listening_checked or telemetry.listening())
         ):
             return None
         try:
@@ -293,6 +297,7 @@ def _call_recorder(
         streams,
         _first_argument(args, kwargs, "messages" if chat else "prompts"),
         asked,
+        listening_checked=True,
     )
     return begin(parent), kwargs
 
