@@ -1,6 +1,7 @@
 """Our chat span sits between the application's span and the HTTP client span of the
 provider call, with opentelemetry-instrumentation-httpx switched on, for invoke, ainvoke,
-stream and astream (the real ChatOpenAI and ChatAnthropic against the local provider)."""
+stream and astream (the real ChatOpenAI and ChatAnthropic against the local provider);
+and, for Bedrock, above the span of opentelemetry-instrumentation-botocore."""
 
 from __future__ import annotations
 
@@ -120,3 +121,87 @@ async def test_http_span_is_a_child_of_the_chat_span(
     assert chat.start_time <= http.start_time <= http.end_time <= chat.end_time
     assert chat.attributes["gen_ai.usage.input_tokens"] == 12
     assert chat.attributes["gen_ai.usage.output_tokens"] == 4
+
+
+# -- Bedrock: botocore's own instrumentation under our span ---------------------------------
+
+
+@pytest.fixture
+def botocore_telemetry(telemetry: Telemetry, aws: None) -> Iterator[Telemetry]:
+    """The ``telemetry`` fixture plus opentelemetry-instrumentation-botocore, which
+    ``opentelemetry-instrument`` also loads when it is installed."""
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+    instrumentor = BotocoreInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    try:
+        yield telemetry
+    finally:
+        instrumentor.uninstrument()
+
+
+BEDROCK_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+BOTOCORE_SCOPE = "opentelemetry.instrumentation.botocore.bedrock-runtime"
+
+
+def histogram_sum(telemetry: Telemetry, scope: str, name: str, token_type: str) -> float:
+    data = telemetry.reader.get_metrics_data()
+    total = 0.0
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            if scope_metrics.scope.name != scope:
+                continue
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    for point in metric.data.data_points:
+                        if point.attributes.get("gen_ai.token.type") == token_type:
+                            total += point.sum
+    return total
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("api", ("invoke_model", "converse"))
+async def test_bedrock_botocore_span_is_a_child_of_the_chat_span(
+    botocore_telemetry: Telemetry, module_server: ProviderServer, api: str, mode: str
+) -> None:
+    """user span → our chat span → botocore's span. botocore's Bedrock extension makes a
+    GenAI ``chat`` span of its own, with the same usage, and records the standard
+    ``gen_ai.client.token.usage`` histogram under its scope: with both instrumentations on,
+    that histogram counts each call twice across scopes (README: read ``llm_usage.*``, or
+    filter by scope); our ``llm_usage.tokens`` counts it once."""
+    from langchain_aws import ChatBedrock, ChatBedrockConverse
+
+    options: dict[str, Any] = {"region_name": "us-east-1", "endpoint_url": module_server.url}
+    chat: Any = (
+        ChatBedrock(model_id=BEDROCK_MODEL, **options)
+        if api == "invoke_model"
+        else ChatBedrockConverse(model=BEDROCK_MODEL, **options)
+    )
+    tracer = botocore_telemetry.tracer_provider.get_tracer("the-application")
+    with tracer.start_as_current_span("handle request"):
+        await call(chat, mode)
+    spans = botocore_telemetry.spans()
+    (ours,) = botocore_telemetry.model_spans()
+    (botocore,) = [s for s in spans if s.instrumentation_scope.name == BOTOCORE_SCOPE]
+    (user,) = [s for s in spans if s.name == "handle request"]
+    assert len(spans) == 3
+    assert parent_id(ours) == user.context.span_id
+    assert parent_id(botocore) == ours.context.span_id
+    assert botocore.kind is SpanKind.CLIENT
+    assert botocore.name == ours.name == f"chat {BEDROCK_MODEL}"
+    assert ours.start_time <= botocore.start_time <= botocore.end_time <= ours.end_time
+    for span in (ours, botocore):
+        assert span.attributes["gen_ai.usage.input_tokens"] == 12
+        assert span.attributes["gen_ai.usage.output_tokens"] == 4
+    assert botocore_telemetry.tokens("input") == 12
+    histogram = "gen_ai.client.token.usage"
+    assert histogram_sum(botocore_telemetry, "otel_llm_usage", histogram, "input") == 12
+    # KNOWN GAP (opentelemetry-instrumentation-botocore 0.66b2, with or without us): a
+    # stream read by langchain-aws ends botocore's stream wrapper twice, so its duration
+    # and token-usage histograms record the call twice (a plain boto3 loop: once).
+    botocore_records = 2 if mode in ("stream", "astream") else 1
+    assert histogram_sum(botocore_telemetry, BOTOCORE_SCOPE, histogram, "input") == (
+        12 * botocore_records
+    )
