@@ -20,18 +20,24 @@ def test_render_peer_ratios_and_per_chunk_row() -> None:
     theirs = {"invoke": 168.0, "stream_k20": 400.0, "stream_k200": 1300.0}
     table = overhead.render_peer("traceloop", bare, ours, theirs).splitlines()
     assert table[0] == (
-        "| scenario | bare µs | otel_llm_usage added µs | traceloop added µs | traceloop / ours |"
+        "| scenario | bare µs | otel_llm_usage added µs | traceloop added µs | traceloop / ours "
+        "| ≥ 6x |"
     )
-    assert table[2] == "| invoke | 90.0 | 80.0 | 168.0 | 2.1x |"
-    assert table[3] == "| stream_k20 | 240.0 | 200.0 | 400.0 | 2.0x |"
-    assert table[4] == "| stream_k200 | 1,880.0 | 380.0 | 1,300.0 | 3.4x |"
+    assert table[2] == "| invoke | 90.0 | 80.0 | 168.0 | 2.1x | FAIL |"
+    assert table[3] == "| stream_k20 | 240.0 | 200.0 | 400.0 | 2.0x | FAIL |"
+    assert table[4] == "| stream_k200 | 1,880.0 | 380.0 | 1,300.0 | 3.4x | FAIL |"
     # (K=200 - K=20) / 180 of each column: bare 9.1, ours 1.0, traceloop 5.0
-    assert table[5] == "| per extra sync chunk | 9.1 | 1.0 | 5.0 | 5.0x |"
+    assert table[5] == "| per extra sync chunk | 9.1 | 1.0 | 5.0 | 5.0x | FAIL |"
+
+
+def test_six_times_less_passes() -> None:
+    table = overhead.render_peer("p", {"invoke": 90.0}, {"invoke": 28.0}, {"invoke": 168.0})
+    assert table.splitlines()[2] == "| invoke | 90.0 | 28.0 | 168.0 | 6.0x | pass |"
 
 
 def test_a_scenario_where_we_add_nothing_has_no_ratio() -> None:
     table = overhead.render_peer("p", {"invoke": 90.0}, {"invoke": -1.0}, {"invoke": 5.0})
-    assert table.splitlines()[2] == "| invoke | 90.0 | -1.0 | 5.0 | - |"
+    assert table.splitlines()[2] == "| invoke | 90.0 | -1.0 | 5.0 | - | pass |"
 
 
 def test_missing_harness_or_unknown_peer(
@@ -71,4 +77,4 @@ def test_peer_results_read_from_the_harness_output(
     )
     assert overhead.main(["--peer", "traceloop", "--bench-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| invoke | 90.0 | 60.0 | 168.0 | 2.8x |" in out.splitlines()
+    assert "| invoke | 90.0 | 60.0 | 168.0 | 2.8x | FAIL |" in out.splitlines()
