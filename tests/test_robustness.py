@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from conftest import Telemetry
 from fakes import FakeChat, FakeCompletion
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -169,3 +170,27 @@ def test_bad_configuration_logs_and_uses_defaults(telemetry, monkeypatch, caplog
     assert "gen_ai.input.messages" not in chat.attributes
     assert chat.attributes["gen_ai.usage.cost.amount"] == 1.125e-05
     assert completion.attributes["gen_ai.usage.cost.amount"] == 3.4e-05
+
+
+class StreamingFlagRaises(FakeCompletion):
+    """A legacy LLM whose ``streaming`` flag cannot be read."""
+
+    @property
+    def streaming(self) -> bool:
+        raise RuntimeError("no flag here")
+
+
+class StreamingFlagTrue(FakeCompletion):
+    streaming: bool = True
+
+
+def test_legacy_streaming_flag_read_safely(telemetry: Telemetry) -> None:
+    """The flag says whether the provider streams (``gen_ai.request.stream``); one that
+    raises is read as "not streaming", and the call goes on."""
+    assert StreamingFlagRaises().invoke("hi") == FakeCompletion().text
+    assert StreamingFlagTrue().invoke("hi") == FakeCompletion().text
+    raising, streaming = telemetry.model_spans()
+    assert "gen_ai.request.stream" not in raising.attributes
+    assert raising.attributes["gen_ai.usage.input_tokens"] == 4
+    assert streaming.attributes["gen_ai.request.stream"] is True
+    assert streaming.attributes["gen_ai.usage.output_tokens"] == 14

@@ -223,11 +223,15 @@ def _nested_in(parent: otel_context.Context, instance: Any) -> CallRecorder | No
     return None
 
 
-def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool) -> bool:
+def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool, chat: bool) -> bool:
     """Whether ``invoke`` will stream from the provider (``streaming=True``, a streaming
-    callback such as ``astream_events``'): LangChain's own test, on the call's kwargs."""
+    callback such as ``astream_events``'): LangChain's own test on the call's kwargs for
+    chat models; a legacy LLM streams by its own ``streaming`` field (LangChain has no
+    test for those)."""
     try:
-        return bool(instance._should_stream(async_api=async_api, **kwargs))
+        if chat:
+            return bool(instance._should_stream(async_api=async_api, **kwargs))
+        return getattr(instance, "streaming", None) is True
     except Exception:
         return False
 
@@ -281,10 +285,7 @@ def _call_recorder(
     """The recorder of a non-streamed call (None: call straight through), and the kwargs
     to call with: an invoke that streams internally may be asked for stream usage."""
     chat = operation == sc.OPERATION_CHAT
-    if chat:
-        streams = _streams_internally(instance, kwargs, async_api)
-    else:  # a legacy LLM streams by its own ``streaming`` field (LangChain has no test)
-        streams = getattr(instance, "streaming", None) is True
+    streams = _streams_internally(instance, kwargs, async_api, chat)
     asked = False
     if streams:
         kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
