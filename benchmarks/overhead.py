@@ -258,13 +258,11 @@ def _tracked_loop(body: Callable[[], Any]) -> RunFn:
     """``_sync_loop`` inside one ``track_usage()`` block (its enter/exit not timed per call)."""
     from otel_llm_usage import track_usage
 
+    loop = _sync_loop(body)
+
     def run(n: int) -> float:
         with track_usage():
-            clock = _clock[0]
-            start = clock()
-            for _ in range(n):
-                body()
-            return clock() - start
+            return loop(n)
 
     return run
 
