@@ -239,30 +239,26 @@ def _agent_begin(
     return begin
 
 
-def make_agent_stream(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_agent_stream(
-        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-    ) -> Any:
-        inner = wrapped(*args, **kwargs)
-        name = agent_name(instance)
-        if name is None:
-            return inner
-        return traced_iter(inner, _agent_begin(telemetry, instance, name), None)
+def _agent_stream_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wrapper]:
+    """``Pregel.stream``/``astream`` wrappers; ``traced``: ``traced_iter`` or ``traced_aiter``."""
 
-    return traced_agent_stream
+    def make(telemetry: Telemetry, operation: str) -> Wrapper:
+        def traced_agent_stream(
+            wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+        ) -> Any:
+            inner = wrapped(*args, **kwargs)
+            name = agent_name(instance)
+            if name is None:
+                return inner
+            return traced(inner, _agent_begin(telemetry, instance, name), None)
+
+        return traced_agent_stream
+
+    return make
 
 
-def make_async_agent_stream(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_agent_astream(
-        wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
-    ) -> Any:
-        inner = wrapped(*args, **kwargs)
-        name = agent_name(instance)
-        if name is None:
-            return inner
-        return traced_aiter(inner, _agent_begin(telemetry, instance, name), None)
-
-    return traced_agent_astream
+make_agent_stream = _agent_stream_factory(traced_iter)
+make_async_agent_stream = _agent_stream_factory(traced_aiter)
 
 
 def _tool_run(telemetry: Telemetry, tool: Any, args: Any, kwargs: Any) -> ToolRun | None:

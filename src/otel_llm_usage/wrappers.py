@@ -380,47 +380,44 @@ def _event_handler_for(kwargs: dict[str, Any]) -> Callable[[CallRecorder], ItemH
     return handler
 
 
-def make_stream(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_stream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        prompt = _converted_input(instance, args, kwargs)
-        kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
-        begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
-        )
-        return traced_iter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
+def _stream_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wrapper]:
+    """``stream``/``astream`` wrappers; ``traced`` is ``traced_iter`` or ``traced_aiter``."""
 
-    return traced_stream
+    def make(telemetry: Telemetry, operation: str) -> Wrapper:
+        def traced_stream(
+            wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+        ) -> Any:
+            prompt = _converted_input(instance, args, kwargs)
+            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
+            begin = _model_begin(
+                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
+            )
+            return traced(wrapped(*args, **kwargs), begin, _chunk_handler)
 
+        return traced_stream
 
-def make_async_stream(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_astream(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        prompt = _converted_input(instance, args, kwargs)
-        kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
-        begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
-        )
-        return traced_aiter(wrapped(*args, **kwargs), begin, _chunk_handler)  # type: ignore[arg-type]
-
-    return traced_astream
+    return make
 
 
-def make_events(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_events(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        prompt = _first_argument(args, kwargs, "messages")
-        begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
-        )
-        return traced_iter(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))  # type: ignore[arg-type]
+def _events_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wrapper]:
+    """Wrappers of the v2-handler event paths (``_iter_v2_events``/``_aiter_v2_events``)."""
 
-    return traced_events
+    def make(telemetry: Telemetry, operation: str) -> Wrapper:
+        def traced_events(
+            wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
+        ) -> Any:
+            prompt = _first_argument(args, kwargs, "messages")
+            begin = _model_begin(
+                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+            )
+            return traced(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))
+
+        return traced_events
+
+    return make
 
 
-def make_async_events(telemetry: Telemetry, operation: str) -> Wrapper:
-    def traced_aevents(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        prompt = _first_argument(args, kwargs, "messages")
-        begin = _model_begin(
-            telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
-        )
-        return traced_aiter(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))  # type: ignore[arg-type]
-
-    return traced_aevents
+make_stream = _stream_factory(traced_iter)
+make_async_stream = _stream_factory(traced_aiter)
+make_events = _events_factory(traced_iter)
+make_async_events = _events_factory(traced_aiter)
