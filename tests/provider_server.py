@@ -19,6 +19,11 @@ Usage is written as each provider writes it:
   ``completion_tokens_details.reasoning_tokens`` = ``reasoning``. A stream carries usage
   only when the request asked for it (``stream_options.include_usage``), in a last chunk
   with no choices, as OpenAI does.
+* OpenAI Responses API (``POST /v1/responses``): ``usage.input_tokens`` = ``input``
+  (INCLUDING ``input_tokens_details.cached_tokens`` = ``cache_read``),
+  ``usage.output_tokens`` = ``output`` (including
+  ``output_tokens_details.reasoning_tokens`` = ``reasoning``); a stream always ends with
+  ``response.completed``, which carries the usage (the API has no option for it).
 * Anthropic (``POST /v1/messages``): ``input_tokens`` = ``input`` (which EXCLUDES the cache,
   as Anthropic counts), ``cache_read_input_tokens`` = ``cache_read``,
   ``cache_creation_input_tokens`` = ``cache_creation``, ``output_tokens`` = ``output``. A
@@ -70,6 +75,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 OPENAI_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
 COHERE_PATH = "/v2/chat"
@@ -269,6 +275,74 @@ def _openai_body(reply: Reply, model: str, response_id: str) -> dict[str, Any]:
     }
 
 
+def responses_usage(reply: Reply) -> dict[str, Any]:
+    return {
+        "input_tokens": reply.input,
+        "input_tokens_details": {"cached_tokens": reply.cache_read},
+        "output_tokens": reply.output,
+        "output_tokens_details": {"reasoning_tokens": reply.reasoning},
+        "total_tokens": reply.input + reply.output,
+    }
+
+
+def _responses_body(reply: Reply, model: str, response_id: str, status: str) -> dict[str, Any]:
+    message = {
+        "type": "message",
+        "id": f"msg_{response_id}",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+    }
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": 1700000000,
+        "status": status,
+        "model": model,
+        "output": [message] if status == "completed" else [],
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": responses_usage(reply) if status == "completed" else None,
+    }
+
+
+def responses_events(reply: Reply, model: str, response_id: str) -> Iterator[bytes]:
+    item_id = f"msg_{response_id}"
+    sequence = iter(range(1_000_000))
+
+    def event(kind: str, **data: Any) -> bytes:
+        return _sse(kind, {"type": kind, "sequence_number": next(sequence), **data})
+
+    yield event(
+        "response.created", response=_responses_body(reply, model, response_id, "in_progress")
+    )
+    item = {"type": "message", "id": item_id, "status": "in_progress", "role": "assistant"}
+    yield event("response.output_item.added", output_index=0, item={**item, "content": []})
+    part = {"type": "output_text", "text": "", "annotations": []}
+    yield event(
+        "response.content_part.added", item_id=item_id, output_index=0, content_index=0, part=part
+    )
+    for piece in _pieces(reply.text):
+        yield event(
+            "response.output_text.delta",
+            item_id=item_id,
+            output_index=0,
+            content_index=0,
+            delta=piece,
+        )
+    yield event(
+        "response.output_text.done",
+        item_id=item_id,
+        output_index=0,
+        content_index=0,
+        text=reply.text,
+    )
+    done = _responses_body(reply, model, response_id, "completed")
+    yield event("response.output_item.done", output_index=0, item=done["output"][0])
+    yield event("response.completed", response=done)
+
+
 def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
@@ -464,6 +538,8 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             action = ""
             if path == ANTHROPIC_PATH:
                 api = "anthropic"
+            elif path == RESPONSES_PATH:
+                api = "responses"
             elif path == COHERE_PATH:
                 api = "cohere"
             elif path.startswith(BEDROCK_PREFIX) and path.rsplit("/", 1)[-1] in BEDROCK_ACTIONS:
@@ -506,18 +582,23 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 return
             if api == "anthropic":
                 response_id = reply.id or f"msg_test_{number}"
+            elif api == "responses":
+                response_id = reply.id or f"resp_test_{number}"
             else:
                 response_id = reply.id or f"chatcmpl-test-{number}"
             if not body.get("stream"):
-                payload = (
-                    _anthropic_body(reply, model, response_id)
-                    if api == "anthropic"
-                    else _openai_body(reply, model, response_id)
-                )
+                if api == "anthropic":
+                    payload = _anthropic_body(reply, model, response_id)
+                elif api == "responses":
+                    payload = _responses_body(reply, model, response_id, "completed")
+                else:
+                    payload = _openai_body(reply, model, response_id)
                 self._json(200, payload, headers)
                 return
             if api == "anthropic":
                 events = anthropic_events(reply, model, response_id)
+            elif api == "responses":
+                events = responses_events(reply, model, response_id)
             else:
                 include = bool((body.get("stream_options") or {}).get("include_usage"))
                 events = openai_events(reply, model, response_id, include)

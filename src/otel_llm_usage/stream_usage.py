@@ -53,7 +53,9 @@ class StreamUsagePolicy:
         if getattr(model, "stream_usage", None) is not None:
             return False
         extra = getattr(model, "model_kwargs", None) or {}
-        return "stream_usage" not in extra and "stream_options" not in extra
+        if "stream_usage" in extra or "stream_options" in extra:
+            return False
+        return not _uses_responses_api(model, {**kwargs, **extra})
 
     def note_failure(self, exc: BaseException, host: str | None) -> None:
         """One warning per host when a server answers 400 to the option."""
@@ -75,3 +77,16 @@ class StreamUsagePolicy:
             key,
             REQUEST_STREAM_USAGE_ENV,
         )
+
+
+def _uses_responses_api(model: Any, payload: Mapping[str, Any]) -> bool:
+    """Whether ChatOpenAI routes this call to the Responses API (``use_responses_api``,
+    ``reasoning=...``, built-in tools...): it always reports stream usage and its client
+    rejects ``stream_usage``. When the check itself fails, we do not ask."""
+    route = getattr(model, "_use_responses_api", None)
+    if route is None:
+        return False
+    try:
+        return bool(route(dict(payload)))
+    except Exception:
+        return True

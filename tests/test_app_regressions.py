@@ -1,0 +1,109 @@
+"""Bugs found by running real LangChain applications (issue 19), each pinned by a test
+on the real path: real provider packages against the scripted local server
+(tests/provider_server.py), the real SDK, exact numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Telemetry
+from langchain_openai import ChatOpenAI
+from provider_server import ProviderServer, Reply
+
+from otel_llm_usage import LangChainUsageInstrumentor, track_usage
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PROMPT = "Tell me a joke about token counts"
+STREAM_USAGE = "OTEL_LLM_USAGE_REQUEST_STREAM_USAGE"
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[ProviderServer]:
+    with ProviderServer() as running:
+        yield running
+
+
+@pytest.fixture
+def server(module_server: ProviderServer) -> Iterator[ProviderServer]:
+    module_server.reset()
+    yield module_server
+    assert module_server.pending == 0, "the test scripted replies it did not use"
+    module_server.reset()
+
+
+@pytest.fixture
+def stream_usage_on(telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch) -> Telemetry:
+    """The instrumentation re-read with OTEL_LLM_USAGE_REQUEST_STREAM_USAGE=true."""
+    monkeypatch.setenv(STREAM_USAGE, "true")
+    instrumentor = LangChainUsageInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    return telemetry
+
+
+def responses_model(server: ProviderServer, **kwargs: Any) -> ChatOpenAI:
+    return ChatOpenAI(
+        model="o4-mini",
+        base_url=server.openai_url,
+        api_key="sk-test",  # type: ignore[arg-type]
+        max_retries=0,
+        **kwargs,
+    )
+
+
+def usage_of(telemetry: Telemetry) -> tuple[int, int, int, int]:
+    (span,) = telemetry.model_spans()
+    attributes = span.attributes or {}
+    return (
+        attributes["gen_ai.usage.input_tokens"],
+        attributes["gen_ai.usage.output_tokens"],
+        attributes["gen_ai.usage.cache_read.input_tokens"],
+        attributes["gen_ai.usage.reasoning.output_tokens"],
+    )
+
+
+# -- the Responses API under the stream-usage switch ---------------------------------------
+
+RESPONSES_REPLY = Reply(
+    text="Spans all the way down.", input=31, output=57, cache_read=12, reasoning=40
+)
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream", "langgraph_messages"])
+@pytest.mark.parametrize("routing", [{"use_responses_api": True}, {"reasoning": {"effort": "low"}}])
+async def test_responses_api_streams_under_the_stream_usage_switch(
+    stream_usage_on: Telemetry, server: ProviderServer, mode: str, routing: dict[str, Any]
+) -> None:
+    server.script(RESPONSES_REPLY)
+    model = responses_model(server, **routing)
+    if mode == "stream":
+        text = "".join(chunk.text for chunk in model.stream(PROMPT))
+    elif mode == "astream":
+        text = "".join([chunk.text async for chunk in model.astream(PROMPT)])
+    else:
+        from langgraph.graph import END, START, MessagesState, StateGraph
+
+        def node(state: MessagesState) -> dict[str, Any]:
+            return {"messages": [model.invoke(state["messages"])]}
+
+        graph = StateGraph(MessagesState)
+        graph.add_node("model", node)
+        graph.add_edge(START, "model")
+        graph.add_edge("model", END)
+        parts = [
+            message.text
+            for message, _meta in graph.compile().stream(
+                {"messages": [("user", PROMPT)]}, stream_mode="messages"
+            )
+        ]
+        text = "".join(parts)
+    assert text == "Spans all the way down."
+    received = server.requests[-1]
+    assert received.path == "/v1/responses"
+    assert "stream_options" not in received.body and "stream_usage" not in received.body
+    assert usage_of(stream_usage_on) == (31, 57, 12, 40)
