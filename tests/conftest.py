@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,42 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llm_usage import LangChainUsageInstrumentor
+from otel_llm_usage.internal import forget_reported
+from otel_llm_usage.internal import logger as internal_logger
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "internal_errors: the test provokes failures inside the instrumentation on purpose "
+        "(their warnings do not fail it)",
+    )
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors(request: pytest.FixtureRequest) -> Iterator[list[logging.LogRecord]]:
+    """Every test fails on a failure inside the instrumentation (a warning on the
+    ``otel_llm_usage.internal`` logger), unless it is marked ``internal_errors``."""
+    forget_reported()
+    collect = _Collect()
+    internal_logger.addHandler(collect)
+    try:
+        yield collect.records
+    finally:
+        internal_logger.removeHandler(collect)
+        forget_reported()
+    if collect.records and request.node.get_closest_marker("internal_errors") is None:
+        messages = [record.getMessage() for record in collect.records]
+        pytest.fail(f"failures inside the instrumentation: {messages}")
 
 
 @dataclass

@@ -14,7 +14,9 @@ from provider_server import ProviderServer, Reply
 
 from otel_llm_usage import LangChainUsageInstrumentor, track_usage
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One event loop for the module's async tests: langchain-openai caches its async HTTP
+# client by base URL, and a client must stay on one loop.
+module_loop = pytest.mark.asyncio(loop_scope="module")
 
 PROMPT = "Tell me a joke about token counts"
 STREAM_USAGE = "OTEL_LLM_USAGE_REQUEST_STREAM_USAGE"
@@ -74,6 +76,7 @@ RESPONSES_REPLY = Reply(
 )
 
 
+@module_loop
 @pytest.mark.parametrize("mode", ["stream", "astream", "langgraph_messages"])
 @pytest.mark.parametrize("routing", [{"use_responses_api": True}, {"reasoning": {"effort": "low"}}])
 async def test_responses_api_streams_under_the_stream_usage_switch(
@@ -107,3 +110,37 @@ async def test_responses_api_streams_under_the_stream_usage_switch(
     assert received.path == "/v1/responses"
     assert "stream_options" not in received.body and "stream_usage" not in received.body
     assert usage_of(stream_usage_on) == (31, 57, 12, 40)
+
+
+# -- a broken patch target never breaks instrument() ---------------------------------------
+
+
+@pytest.mark.internal_errors
+def test_a_patch_target_that_fails_to_import_is_skipped_and_the_rest_instrumented(
+    telemetry: Telemetry,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    no_internal_errors: list[Any],
+) -> None:
+    """As with a langgraph-checkpoint newer than the installed langchain-core: importing
+    the module raises TypeError, not ImportError."""
+    from fakes import FakeChat
+
+    from otel_llm_usage import instrumentor as module
+
+    (tmp_path / "broken_graph_package.py").write_text("raise TypeError('incompatible')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = ("broken_graph_package", "Pregel.stream", module.PATCHES[0][2], "invoke_agent")
+    monkeypatch.setattr(module, "PATCHES", (broken, *module.PATCHES))
+    instrumentor = LangChainUsageInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    FakeChat().invoke("hi")
+    assert len(telemetry.model_spans()) == 1
+    (warning,) = no_internal_errors
+    assert warning.getMessage().startswith(
+        "otel-llm-usage: could not patch broken_graph_package.Pregel.stream; it is not instrumented"
+    )
+    assert warning.exc_info is not None and warning.exc_info[0] is TypeError

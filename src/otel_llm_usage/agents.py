@@ -15,7 +15,6 @@ this run cost" without a query. Agents are:
 from __future__ import annotations
 
 import json
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +25,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from . import semconv as sc
+from .internal import internal_error
 from .recorder import AGENT_RUNS_KEY, Telemetry, error_type
 from .usage import Usage
 from .wrappers import (
@@ -36,8 +36,6 @@ from .wrappers import (
     traced_aiter,
     traced_iter,
 )
-
-logger = logging.getLogger(__name__)
 
 _CREATE_AGENT_MARK = "langchain_create_agent"
 
@@ -144,7 +142,7 @@ class AgentRun:
                 span.set_attributes(attributes)
             span.end()
         except Exception:
-            logger.debug("otel-llm-usage: failed to end an agent span", exc_info=True)
+            internal_error("failed to end an agent span")
 
 
 class ToolRun:
@@ -193,7 +191,7 @@ class ToolRun:
                 )
             self.span.end()
         except Exception:
-            logger.debug("otel-llm-usage: failed to end a tool span", exc_info=True)
+            internal_error("failed to end a tool span")
 
     def finish_stream(self, closed_early: bool = False) -> None:
         self.finish(None)
@@ -207,7 +205,7 @@ class ToolRun:
             self.span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or None))
             self.span.end()
         except Exception:
-            logger.debug("otel-llm-usage: failed to end a tool span", exc_info=True)
+            internal_error("failed to end a tool span")
 
 
 def _as_text(value: Any, max_length: int) -> str:
@@ -233,7 +231,7 @@ def _agent_begin(
         try:
             return AgentRun(telemetry.tracer, graph, name, parent, telemetry.custom_attributes())
         except Exception:
-            logger.debug("otel-llm-usage: could not start an agent span", exc_info=True)
+            internal_error("could not start an agent span")
             return None
 
     return begin
@@ -277,7 +275,7 @@ def _tool_run(telemetry: Telemetry, tool: Any, args: Any, kwargs: Any) -> ToolRu
             telemetry.content_max_length,
         )
     except Exception:
-        logger.debug("otel-llm-usage: could not start a tool span", exc_info=True)
+        internal_error("could not start a tool span")
         return None
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
+from .internal import internal_error
 from .usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -83,5 +84,5 @@ def estimate(
             input_tokens += count(text) + (TOKENS_PER_MESSAGE if chat else 0)
         return Usage(input_tokens, count(output) if output else 0)
     except Exception:
-        logger.debug("otel-llm-usage: estimation failed", exc_info=True)
+        internal_error("estimation failed")
         return None

@@ -29,6 +29,7 @@ from .agents import (
     make_tool_call,
 )
 from .custom_attributes import AttributePolicy
+from .internal import internal_error
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
@@ -79,7 +80,9 @@ PATCHES: tuple[tuple[str, str, Callable[[Telemetry, str], Wrapper], str], ...] =
 
 
 def _owner(module_name: str, path: str) -> tuple[Any, str] | None:
-    """The object holding the attribute, and its name; None if not installed/found."""
+    """The object holding the attribute, and its name; None if not installed/found.
+    Any other error of the import (a package broken against the installed LangChain)
+    propagates, to be logged."""
     try:
         owner: Any = importlib.import_module(module_name)
     except ImportError:
@@ -136,12 +139,16 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             exporting=_exporting(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
         )
         for module_name, path, factory, operation in PATCHES:
-            found = _owner(module_name, path)
-            if found is None:
-                logger.debug("otel-llm-usage: %s.%s not found; not patched", module_name, path)
+            try:  # each target alone: one that fails to import or wrap leaves the rest
+                found = _owner(module_name, path)
+                if found is None:
+                    logger.debug("otel-llm-usage: %s.%s not found; not patched", module_name, path)
+                    continue
+                owner, attribute = found
+                wrap_function_wrapper(owner, attribute, factory(telemetry, operation))
+            except Exception:
+                internal_error(f"could not patch {module_name}.{path}; it is not instrumented")
                 continue
-            owner, attribute = found
-            wrap_function_wrapper(owner, attribute, factory(telemetry, operation))
             self._patched.append((owner, attribute))
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -39,6 +39,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from .internal import internal_error
 from .usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -403,7 +404,7 @@ def builtin_rates(provider: str, model: str) -> Rates | None:
         try:
             rates = _genai_prices_rates(candidate_provider, candidate_model)
         except Exception:
-            logger.debug("otel-llm-usage: genai-prices lookup failed", exc_info=True)
+            internal_error("genai-prices lookup failed")
             rates = None
         if rates is not None:
             return rates
@@ -516,5 +517,5 @@ class Pricing:
         try:
             return rates.cost(usage)
         except Exception:
-            logger.debug("otel-llm-usage: cost computation failed", exc_info=True)
+            internal_error("cost computation failed")
             return None

@@ -7,7 +7,6 @@ invocation dict), which we must not pay on every call.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Mapping
@@ -15,8 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import semconv as sc
-
-logger = logging.getLogger(__name__)
+from .internal import internal_error
 
 # LangChain's ``ls_provider`` → ``gen_ai.provider.name`` (semconv well-known values).
 # An ``ls_provider`` not listed here is used as it is.
@@ -219,7 +217,7 @@ def _ls_params(model: Any, stop: Any, kwargs: Mapping[str, Any]) -> Mapping[str,
         params = model._get_ls_params(stop=stop, **options)
         return params if isinstance(params, Mapping) else {}
     except Exception:
-        logger.debug("otel-llm-usage: _get_ls_params failed", exc_info=True)
+        internal_error("_get_ls_params failed")
         return {}
 
 

@@ -7,7 +7,6 @@ methods catch and log at debug level.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from . import content, estimate, tracking
 from . import semconv as sc
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
+from .internal import internal_error
 from .providers import ModelInfo
 from .stream_usage import StreamUsagePolicy
 from .usage import (
@@ -32,8 +32,6 @@ from .usage import (
     from_response_metadata,
     from_usage_metadata,
 )
-
-logger = logging.getLogger(__name__)
 
 # Context key under which the recorder of the running model call is stored, so a
 # LangChain method that calls another one for the same model makes no second span.
@@ -344,7 +342,7 @@ class CallRecorder:
                 )
             self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, content.bounded_json(messages, limit))
         except Exception:
-            logger.debug("otel-llm-usage: could not capture input messages", exc_info=True)
+            internal_error("could not capture input messages")
 
     # -- data in -----------------------------------------------------------------
 
@@ -376,7 +374,7 @@ class CallRecorder:
             if metadata:
                 self._chunk_metadata.append(metadata)
         except Exception:
-            logger.debug("otel-llm-usage: unreadable stream chunk", exc_info=True)
+            internal_error("unreadable stream chunk")
 
     def on_text_chunk(self, text: Any = None) -> None:
         """A streamed legacy text chunk (or a v3 content delta): timing, text if captured."""
@@ -433,7 +431,7 @@ class CallRecorder:
                 output=message,
             )
         except Exception:
-            logger.debug("otel-llm-usage: failed to record a chat call", exc_info=True)
+            internal_error("failed to record a chat call")
             self._safe_end_span()
 
     def finish_completion(self, result: Any) -> None:
@@ -460,7 +458,7 @@ class CallRecorder:
                 output=getattr(first, "text", None),
             )
         except Exception:
-            logger.debug("otel-llm-usage: failed to record a completion call", exc_info=True)
+            internal_error("failed to record a completion call")
             self._safe_end_span()
 
     def finish_stream(self, closed_early: bool = False) -> None:
@@ -495,7 +493,7 @@ class CallRecorder:
                 output=output,
             )
         except Exception:
-            logger.debug("otel-llm-usage: failed to record a stream", exc_info=True)
+            internal_error("failed to record a stream")
             self._safe_end_span()
 
     def finish_message(self, message: Any) -> None:
@@ -515,7 +513,7 @@ class CallRecorder:
                 output=message,
             )
         except Exception:
-            logger.debug("otel-llm-usage: failed to record a protocol stream", exc_info=True)
+            internal_error("failed to record a protocol stream")
             self._safe_end_span()
 
     def fail(self, exc: BaseException) -> None:
@@ -538,7 +536,7 @@ class CallRecorder:
                 description=_describe(exc),
             )
         except Exception:
-            logger.debug("otel-llm-usage: failed to record an error", exc_info=True)
+            internal_error("failed to record an error")
             self._safe_end_span()
 
     def _safe_end_span(self) -> None:
@@ -546,7 +544,7 @@ class CallRecorder:
         try:
             self.span.end()
         except Exception:
-            logger.debug("otel-llm-usage: span.end failed", exc_info=True)
+            internal_error("span.end failed")
 
     def _end(
         self,

@@ -23,6 +23,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from .internal import internal_error
+
 logger = logging.getLogger(__name__)
 
 _MAX_TOKENS = 1 << 53  # beyond this a "count" is junk, not usage
@@ -123,7 +125,7 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
             usage.reasoning = _count(details.get("reasoning")) or 0
         return usage
     except Exception:  # a Mapping whose methods raise
-        logger.debug("otel-llm-usage: unreadable usage_metadata", exc_info=True)
+        internal_error("unreadable usage_metadata")
         return None
 
 
@@ -156,7 +158,7 @@ def from_provider_usage(raw: Any) -> Usage | None:
         usage.reasoning = _nested(raw, "completion_tokens_details", "reasoning_tokens") or 0
         return usage
     except Exception:
-        logger.debug("otel-llm-usage: unreadable provider usage", exc_info=True)
+        internal_error("unreadable provider usage")
         return None
 
 

@@ -18,7 +18,6 @@ makes no second span.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol
@@ -28,10 +27,9 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from . import semconv as sc
+from .internal import internal_error
 from .providers import model_info
 from .recorder import ACTIVE_CALL_KEY, CallRecorder, Telemetry
-
-logger = logging.getLogger(__name__)
 
 
 def _context_operations() -> tuple[Callable[..., Any], Callable[..., Any], Callable[[], Any]]:
@@ -210,7 +208,7 @@ def _model_begin(
             recorder.requested_usage = asked_for_usage
             return recorder
         except Exception:
-            logger.debug("otel-llm-usage: could not start a span", exc_info=True)
+            internal_error("could not start a span")
             return None
 
     return begin
@@ -248,7 +246,7 @@ def _ask_for_usage(
         if policy.applies(instance, kwargs, host):
             return {**kwargs, "stream_usage": True}, True
     except Exception:
-        logger.debug("otel-llm-usage: stream usage request check failed", exc_info=True)
+        internal_error("stream usage request check failed")
     return kwargs, False
 
 
@@ -373,7 +371,7 @@ def _event_handler_for(kwargs: dict[str, Any]) -> Callable[[CallRecorder], ItemH
                         message = AIMessage(content="", usage_metadata=event.get("usage"))
                     recorder.finish_message(message)
             except Exception:
-                logger.debug("otel-llm-usage: unreadable protocol event", exc_info=True)
+                internal_error("unreadable protocol event")
 
         return on_event
 
