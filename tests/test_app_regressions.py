@@ -144,3 +144,42 @@ def test_a_patch_target_that_fails_to_import_is_skipped_and_the_rest_instrumente
         "otel-llm-usage: could not patch broken_graph_package.Pregel.stream; it is not instrumented"
     )
     assert warning.exc_info is not None and warning.exc_info[0] is TypeError
+
+
+# -- LLM cache hits on streams that fall back to invoke -----------------------------------
+
+
+def _fallback_models() -> dict[str, Any]:
+    from fakes import FakeChat, FakeChatNoStream
+    from langchain_core.caches import InMemoryCache
+
+    return {
+        "no _stream": FakeChatNoStream(cache=InMemoryCache()),
+        "disable_streaming": FakeChat(cache=InMemoryCache(), disable_streaming=True),
+    }
+
+
+@module_loop
+@pytest.mark.parametrize("kind", ["no _stream", "disable_streaming"])
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_a_cache_hit_on_a_stream_that_falls_back_to_invoke_is_not_billed(
+    telemetry: Telemetry, kind: str, mode: str
+) -> None:
+    model = _fallback_models()[kind]
+    with track_usage() as usage:
+        for _ in range(2):
+            if mode == "stream":
+                list(model.stream("hi"))
+            else:
+                [chunk async for chunk in model.astream("hi")]
+    first, second = telemetry.model_spans()
+    assert first.attributes["gen_ai.usage.input_tokens"] == 11
+    assert "llm_usage.cache_hit" not in first.attributes
+    assert second.attributes["llm_usage.cache_hit"] is True
+    assert "gen_ai.usage.input_tokens" not in second.attributes
+    assert "gen_ai.usage.cost.amount" not in second.attributes
+    assert (usage.input_tokens, usage.output_tokens, usage.successful_requests) == (11, 16, 1)
+    assert usage.cache_hits == 1 and usage.calls_without_usage == 0
+    assert telemetry.tokens("input") == 11
+    assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="cache") == 1
+    assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="reported") == 1

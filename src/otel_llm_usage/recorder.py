@@ -414,12 +414,7 @@ class CallRecorder:
                 ) or _finish_reason(getattr(generation, "generation_info", None))
                 if reason is not None:
                     finish_reasons.append(reason)
-            usage_metadata = getattr(message, "usage_metadata", None)
-            cache_hit = (
-                isinstance(usage_metadata, Mapping)
-                and usage_metadata.get("total_cost", None) == 0
-                and "total_cost" in usage_metadata
-            )
+            cache_hit = _is_cache_hit(message)
             usage = None if cache_hit else from_chat_result(result)
             self._end(
                 usage,
@@ -467,12 +462,18 @@ class CallRecorder:
             return
         try:
             self._done = True
-            if self._absorbed is None:
+            cache_hit = False
+            absorbed = self._absorbed
+            if absorbed is None:
                 usage = _stream_usage(self._chunk_usage, self._chunk_metadata)
             elif self.info.operation == sc.OPERATION_TEXT_COMPLETION:
-                usage = from_llm_result(self._absorbed)
+                usage = from_llm_result(absorbed)
             else:
-                usage = from_chat_result(self._absorbed)
+                generations = getattr(absorbed, "generations", None) or ()
+                cache_hit = bool(generations) and _is_cache_hit(
+                    getattr(generations[0], "message", None)
+                )
+                usage = None if cache_hit else from_chat_result(absorbed)
             metadata: dict[str, Any] = {}
             finish_reasons = []
             for part in self._chunk_metadata:
@@ -489,6 +490,7 @@ class CallRecorder:
                 self._response_id,
                 finish_reasons,
                 None,
+                cache_hit=cache_hit,
                 closed_early=closed_early,
                 output=output,
             )
@@ -689,6 +691,13 @@ class CallRecorder:
                 )
                 if estimated:
                     tracker.add_estimated(usage, cost)
+
+
+def _is_cache_hit(message: Any) -> bool:
+    """LangChain's LLM cache answered: it zeroes the cost of a cached message
+    (``usage_metadata["total_cost"] = 0``), a key no provider sets."""
+    usage_metadata = getattr(message, "usage_metadata", None)
+    return isinstance(usage_metadata, Mapping) and usage_metadata.get("total_cost", None) == 0
 
 
 def _output_text(output: Any) -> str:
