@@ -230,3 +230,51 @@ async def test_classic_agent_executor_astream(telemetry):
         steps = [step async for step in executor.astream({"input": "Who won?"})]
     assert steps[-1]["output"] == "The Kansas City Chiefs won."
     assert_agent_run(telemetry, usage, user_span, tool_call_id=False)
+
+
+def test_agent_runs_answered_by_the_llm_cache_count_cache_hits_not_missing_usage(telemetry):
+    """Run 1 asks the provider twice; run 2 (same question, a different search result) is
+    answered from the cache for its first call and by the provider for its second; run 3
+    (the same as run 2) wholly from the cache. A cache hit is a known zero."""
+    from langchain_core.caches import InMemoryCache
+
+    results = iter(
+        ["Chiefs 25, 49ers 22.", "The Chiefs won in overtime.", "The Chiefs won in overtime."]
+    )
+
+    @tool
+    def lookup(query: str) -> str:
+        """Search the web."""
+        return next(results)
+
+    model = make_model(cache=InMemoryCache())
+    agent = create_agent(model, tools=[lookup], name="weather_agent")
+    question = {"messages": [{"role": "user", "content": "Who won?"}]}
+    with track_usage() as usage:
+        agent.invoke(question)
+        model.calls.append(1)  # the provider's next answer is the text, not a tool call
+        agent.invoke(question)
+        agent.invoke(question)
+    first, second, third = by_name(telemetry.model_spans())["invoke_agent weather_agent"]
+    assert first.attributes["llm_usage.model_calls"] == 2
+    assert "llm_usage.cache_hits" not in first.attributes
+    assert (
+        second.attributes["llm_usage.model_calls"],
+        second.attributes["llm_usage.cache_hits"],
+        second.attributes["gen_ai.usage.input_tokens"],
+        second.attributes["gen_ai.usage.output_tokens"],
+    ) == (2, 1, 927, 105)
+    assert second.attributes["gen_ai.usage.cost.amount"] == pytest.approx(
+        927 * 0.5e-6 + 105 * 1.5e-6, rel=1e-12
+    )
+    assert (
+        third.attributes["llm_usage.model_calls"],
+        third.attributes["llm_usage.cache_hits"],
+        third.attributes["gen_ai.usage.input_tokens"],
+        third.attributes["gen_ai.usage.output_tokens"],
+        third.attributes["gen_ai.usage.cost.amount"],
+    ) == (2, 2, 0, 0, 0.0)
+    for span in (first, second, third):
+        assert "llm_usage.calls_without_usage" not in span.attributes
+    assert (usage.cache_hits, usage.successful_requests, usage.calls_without_usage) == (3, 3, 0)
+    assert (usage.input_tokens, usage.output_tokens) == (1538 + 927, 137 + 105)

@@ -80,15 +80,27 @@ class AgentRun:
         self.cost = 0.0
         self.calls = 0
         self.calls_without_usage = 0
+        self.cache_hits = 0
         self.unpriced = 0
         self.providers: set[str] = set()
         self._lock = threading.Lock()
         self._done = False
 
-    def add(self, provider: str, usage: Usage | None, cost: float | None, failed: bool) -> None:
+    def add(
+        self,
+        provider: str,
+        usage: Usage | None,
+        cost: float | None,
+        failed: bool,
+        cache_hit: bool = False,
+    ) -> None:
+        """One model call under this run; a cache hit is a known zero, not missing usage."""
         with self._lock:
             self.calls += 1
             self.providers.add(provider)
+            if cache_hit:
+                self.cache_hits += 1
+                return
             if usage is None:
                 if not failed:
                     self.calls_without_usage += 1
@@ -136,6 +148,8 @@ class AgentRun:
                         attributes[sc.LLM_USAGE_PRICE_MISSING] = True
                     if self.calls_without_usage:
                         attributes[sc.LLM_USAGE_CALLS_WITHOUT_USAGE] = self.calls_without_usage
+                    if self.cache_hits:
+                        attributes[sc.LLM_USAGE_CACHE_HITS] = self.cache_hits
                 if exc is not None:
                     attributes[sc.ERROR_TYPE] = error_type(exc)
                     span.set_status(Status(StatusCode.ERROR, str(exc)[:1024] or None))

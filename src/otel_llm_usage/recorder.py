@@ -675,7 +675,9 @@ class CallRecorder:
         else:
             reported_usage, reported_cost = usage, cost
         for agent_run in self._agent_runs:
-            agent_run.add(info.provider, reported_usage, reported_cost, error is not None)
+            agent_run.add(
+                info.provider, reported_usage, reported_cost, error is not None, cache_hit
+            )
 
         trackers = tracking.active_trackers()
         if trackers:
