@@ -148,3 +148,27 @@ def test_agent_streaming_through_a_compatible_server_reports_usage_on_every_call
         assert span.attributes["gen_ai.request.stream"] is True
         assert span.attributes["gen_ai.usage.input_tokens"] > 0
         assert "llm_usage.usage.missing" not in span.attributes
+
+
+def test_on_for_stream_events_v3(telemetry, server, reinstrument):
+    reinstrument("true")
+    stream = model(server).stream_events(PROMPT, version="v3")
+    message = stream.output
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}
+    prompt, completion = expected_usage(server)
+    assert message.usage_metadata["input_tokens"] == prompt
+    (span,) = telemetry.model_spans()
+    assert span.attributes["gen_ai.usage.input_tokens"] == prompt
+    assert span.attributes["gen_ai.usage.output_tokens"] == completion
+
+
+async def test_on_for_astream_events_v3(telemetry, server, reinstrument):
+    reinstrument("true")
+    stream = await model(server).astream_events(PROMPT, version="v3")
+    message = await stream.output
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}
+    prompt, completion = expected_usage(server)
+    assert message.usage_metadata["output_tokens"] == completion
+    (span,) = telemetry.model_spans()
+    assert span.attributes["gen_ai.usage.input_tokens"] == prompt
+    assert span.attributes["gen_ai.usage.output_tokens"] == completion

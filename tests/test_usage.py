@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,6 +112,7 @@ class Exploding(dict):  # type: ignore[type-arg]
         raise RuntimeError("attribute access raises")
 
 
+@pytest.mark.internal_errors
 def test_mapping_whose_methods_raise():
     assert from_usage_metadata(Exploding(input_tokens=1)) is None
     assert from_provider_usage(Exploding(prompt_tokens=1)) is None

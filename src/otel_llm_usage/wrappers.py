@@ -405,8 +405,9 @@ def _events_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wr
             wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
         ) -> Any:
             prompt = _first_argument(args, kwargs, "messages")
+            kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
             begin = _model_begin(
-                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt
+                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
             )
             return traced(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))
 
