@@ -405,7 +405,7 @@ class CallRecorder:
         try:
             self._done = True
             generations = getattr(result, "generations", None) or ()
-            message = getattr(generations[0], "message", None) if generations else None
+            message = _first_message(result)
             metadata = getattr(message, "response_metadata", None) or {}
             finish_reasons = []
             for generation in generations:
@@ -469,10 +469,7 @@ class CallRecorder:
             elif self.info.operation == sc.OPERATION_TEXT_COMPLETION:
                 usage = from_llm_result(absorbed)
             else:
-                generations = getattr(absorbed, "generations", None) or ()
-                cache_hit = bool(generations) and _is_cache_hit(
-                    getattr(generations[0], "message", None)
-                )
+                cache_hit = _is_cache_hit(_first_message(absorbed))
                 usage = None if cache_hit else from_chat_result(absorbed)
             metadata: dict[str, Any] = {}
             finish_reasons = []
@@ -693,6 +690,12 @@ class CallRecorder:
                 )
                 if estimated:
                     tracker.add_estimated(usage, cost)
+
+
+def _first_message(result: Any) -> Any:
+    """The message of a ``ChatResult``'s first generation (None if it has none)."""
+    generations = getattr(result, "generations", None)
+    return getattr(generations[0], "message", None) if generations else None
 
 
 def _is_cache_hit(message: Any) -> bool:
