@@ -183,3 +183,60 @@ async def test_a_cache_hit_on_a_stream_that_falls_back_to_invoke_is_not_billed(
     assert telemetry.tokens("input") == 11
     assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="cache") == 1
     assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="reported") == 1
+
+
+# -- a model that delegates to another model -----------------------------------------------
+
+
+def _delegating_model() -> Any:
+    from fakes import FakeChat
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class RouterChat(BaseChatModel):
+        """A wrapper chat model, as routers and guards are written: its ``_generate``
+        calls another model's ``invoke``."""
+
+        inner: Any
+
+        @property
+        def _llm_type(self) -> str:
+            return "router"
+
+        def _generate(self, messages: Any, stop: Any = None, **kwargs: Any) -> ChatResult:
+            return ChatResult(generations=[ChatGeneration(message=self.inner.invoke(messages))])
+
+    return RouterChat(inner=FakeChat())
+
+
+@pytest.mark.parametrize("mode", ["invoke", "stream", "batch"])
+def test_a_model_that_delegates_to_another_counts_one_provider_call(
+    telemetry: Telemetry, mode: str
+) -> None:
+    """The model that calls the provider carries the usage; the delegating model's span
+    stays (its child is the provider call) and counts nothing."""
+    router = _delegating_model()
+    with track_usage() as usage:
+        if mode == "invoke":
+            router.invoke("hi")
+        elif mode == "stream":
+            list(router.stream("hi"))
+        else:
+            router.batch(["hi"])
+    outer, inner = sorted(telemetry.model_spans(), key=lambda span: span.start_time or 0)
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+    assert inner.name == "chat gpt-4o-mini"
+    assert (
+        inner.attributes["gen_ai.usage.input_tokens"],
+        inner.attributes["gen_ai.usage.output_tokens"],
+    ) == (11, 16)
+    assert outer.attributes["llm_usage.delegated"] is True
+    assert not [key for key in outer.attributes if key.startswith("gen_ai.usage.")]
+    assert "llm_usage.usage.missing" not in outer.attributes
+    assert (usage.successful_requests, usage.input_tokens, usage.output_tokens) == (1, 11, 16)
+    assert usage.calls_without_usage == 0
+    assert telemetry.tokens("input") == 11
+    assert telemetry.counter("llm_usage.requests") == 1
+    (duration,) = telemetry.metrics()["gen_ai.client.operation.duration"]
+    assert duration.count == 1
+    assert duration.attributes["gen_ai.request.model"] == "gpt-4o-mini"

@@ -285,6 +285,7 @@ class CallRecorder:
         "_start",
         "_streamed_text",
         "context",
+        "delegated",
         "info",
         "model",
         "requested_usage",
@@ -325,6 +326,9 @@ class CallRecorder:
         self._streamed_text: list[Any] | None = None
         self._prompt = prompt if telemetry.estimate else None
         self.requested_usage = False  # set when we asked the provider for stream usage
+        # Set when this model's own code called another model (a router, a guard): that
+        # call is the provider call, counted on its own span; this one counts nothing.
+        self.delegated = False
         if telemetry.capture_content and prompt is not None and self.span.is_recording():
             self._capture_input(prompt)
             self._streamed_text = []
@@ -545,6 +549,17 @@ class CallRecorder:
         except Exception:
             internal_error("span.end failed")
 
+    def _end_delegated(self, error: str | None, description: str | None) -> None:
+        """The span of a model that called another model: no usage, metrics or totals
+        (the inner call has them), so one provider call is counted once."""
+        span = self.span
+        if span.is_recording():
+            span.set_attribute(sc.LLM_USAGE_DELEGATED, True)
+            if error:
+                span.set_attribute(sc.ERROR_TYPE, error)
+                span.set_status(Status(StatusCode.ERROR, description))
+        span.end()
+
     def _end(
         self,
         usage: Usage | None,
@@ -563,6 +578,9 @@ class CallRecorder:
         # The context holds this recorder (ACTIVE_CALL_KEY): drop it so the pair is freed
         # by reference counting, not left to the cycle collector (~20 µs a call).
         self.context = None  # type: ignore[assignment]
+        if self.delegated:
+            self._end_delegated(error, description)
+            return
         info = self.info
         response_model = _response_model(metadata)
         source = sc.USAGE_SOURCE_REPORTED

@@ -59,6 +59,8 @@ LLM_USAGE_USAGE_MISSING = "llm_usage.usage.missing"
 LLM_USAGE_USAGE_ESTIMATED = "llm_usage.usage.estimated"
 LLM_USAGE_PRICE_MISSING = "llm_usage.price.missing"
 LLM_USAGE_CACHE_HIT = "llm_usage.cache_hit"
+# A model span whose model called another model: the inner span carries the usage.
+LLM_USAGE_DELEGATED = "llm_usage.delegated"
 LLM_USAGE_CACHE_HITS = "llm_usage.cache_hits"  # agent spans: calls the LLM cache answered
 LLM_USAGE_STREAM_CLOSED_EARLY = "llm_usage.stream.closed_early"
 LLM_USAGE_STREAM_CHUNKS = "llm_usage.stream.chunks"

@@ -196,12 +196,17 @@ def _model_begin(
     stream's ``begin`` runs later, at its first ``next()``, and checks again then)."""
 
     def begin(parent: otel_context.Context) -> CallRecorder | None:
-        if (
-            parent.get(_SUPPRESS_INSTRUMENTATION_KEY)
-            or _nested_in(parent, instance) is not None
-            or not (listening_checked or telemetry.listening())
+        if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or not (
+            listening_checked or telemetry.listening()
         ):
             return None
+        outer: CallRecorder | None = parent.get(ACTIVE_CALL_KEY)  # type: ignore[assignment]
+        if outer is not None:
+            if outer.model is instance:  # the same call, through another method
+                return None
+            # A model whose own code calls another model: the inner call is the provider
+            # call and is counted; the outer span only holds it.
+            outer.delegated = True
         try:
             info = model_info(instance, operation, stop, kwargs)
             recorder = telemetry.start(instance, info, parent, streaming, prompt)
