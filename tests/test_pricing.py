@@ -572,3 +572,65 @@ def test_genai_prices_makes_no_network_call(telemetry, monkeypatch):
     (span,) = telemetry.model_spans()
     assert span.attributes[COST] == 2.95e-05
     assert attempts == []
+
+
+# -- prices by the time of the call ----------------------------------------------------------
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
+def _reference(model: str, provider: str, usage: Usage, at: float) -> float:
+    from datetime import datetime, timezone
+
+    when = datetime.fromtimestamp(at, timezone.utc)
+    prices_usage = PricesUsage(input_tokens=usage.input, output_tokens=usage.output)
+    return float(
+        calc_price(
+            prices_usage, model, provider_id=provider, genai_request_timestamp=when
+        ).total_price
+    )
+
+
+def test_time_of_day_prices_follow_the_clock_through_the_memo():
+    """DeepSeek's off-peak price (16:30-00:30 UTC) is half the standard one; the memo keeps
+    a price only until its next boundary."""
+    now = [_epoch("2026-12-02T12:00:00+00:00")]
+    pricing = Pricing(clock=lambda: now[0])
+    usage = Usage(1_000_000, 1_000_000)
+    peak = pricing.cost("deepseek", "deepseek-chat", usage)
+    now[0] = _epoch("2026-12-02T16:29:59+00:00")
+    assert pricing.cost("deepseek", "deepseek-chat", usage) == peak
+    now[0] = _epoch("2026-12-02T16:30:00+00:00")
+    off_peak = pricing.cost("deepseek", "deepseek-chat", usage)
+    now[0] = _epoch("2026-12-03T00:30:00+00:00")
+    next_morning = pricing.cost("deepseek", "deepseek-chat", usage)
+    assert peak == pytest.approx(1.37, rel=1e-12)
+    assert off_peak == pytest.approx(0.685, rel=1e-12)
+    assert next_morning == peak
+    for at, cost in (("2026-12-02T12:00:00+00:00", peak), ("2026-12-02T20:00:00+00:00", off_peak)):
+        assert cost == pytest.approx(
+            _reference("deepseek-chat", "deepseek", usage, _epoch(at)), rel=1e-12
+        )
+
+
+def test_start_date_prices_change_on_their_day():
+    """gemini-3.6-flash has a new price from 2027-01-01 (genai-prices' data)."""
+    now = [_epoch("2026-12-31T23:59:59+00:00")]
+    pricing = Pricing(clock=lambda: now[0])
+    usage = Usage(1_000_000, 1_000_000)
+    before = pricing.cost("gcp.gemini", "gemini-3.6-flash", usage)
+    now[0] = _epoch("2027-01-01T00:00:00+00:00")
+    after = pricing.cost("gcp.gemini", "gemini-3.6-flash", usage)
+    assert before != after
+    assert before == pytest.approx(
+        _reference("gemini-3.6-flash", "google", usage, _epoch("2026-12-31T23:59:59+00:00")),
+        rel=1e-12,
+    )
+    assert after == pytest.approx(
+        _reference("gemini-3.6-flash", "google", usage, _epoch("2027-01-01T00:00:00+00:00")),
+        rel=1e-12,
+    )

@@ -32,9 +32,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+import time as _time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -354,19 +355,48 @@ def _owner(snapshot: Any, provider: Any, found: Any) -> str:
     return str(provider.id)
 
 
-def _genai_prices_rates(provider_id: str, model: str) -> Rates | None:
+FOREVER = float("inf")
+_DAY = timedelta(days=1)
+
+
+def _next_change(prices: Any, now: datetime) -> float:
+    """When the price genai-prices gives at ``now`` may next change (epoch seconds): the
+    next start date or time-of-day boundary of its conditional prices, else never."""
+    if not isinstance(prices, list):
+        return FOREVER
+    changes: list[datetime] = []
+    for conditional in prices:
+        constraint = getattr(conditional, "constraint", None)
+        start_date = getattr(constraint, "start_date", None)
+        if isinstance(start_date, date):
+            changes.append(datetime.combine(start_date, time(0), timezone.utc))
+        for boundary in (
+            getattr(constraint, "start_time", None),
+            getattr(constraint, "end_time", None),
+        ):
+            if isinstance(boundary, time):
+                utc = datetime.combine(now.date(), boundary).astimezone(timezone.utc)
+                changes += [utc - _DAY, utc, utc + _DAY]
+    later = [change.timestamp() for change in changes if change > now]
+    return min(later, default=FOREVER)
+
+
+def _genai_prices_rates(provider_id: str, model: str, at: float) -> tuple[Rates | None, float]:
+    """The rates at ``at`` (epoch seconds), and until when they hold."""
     from genai_prices import data_snapshot
 
     snapshot = data_snapshot.get_snapshot()
     try:
         provider, found = snapshot.find_provider_model(model, None, provider_id, None)
     except LookupError:
-        return None
-    price = found.get_prices(datetime.now(timezone.utc))
+        return None, FOREVER
+    now = datetime.fromtimestamp(at, timezone.utc)
+    price = found.get_prices(now)
+    until = _next_change(found.prices, now)
     input_rate = _rate(getattr(price, "input_mtok", None))
     output_rate = _rate(getattr(price, "output_mtok", None))
     if input_rate is None or output_rate is None:
-        return None
+        return None, until
     owner = _owner(snapshot, provider, found)
     return Rates(
         input=input_rate,
@@ -376,7 +406,7 @@ def _genai_prices_rates(provider_id: str, model: str) -> Rates | None:
         reasoning=_rate(getattr(price, "output_reasoning_mtok", None)),
         source=f"genai-prices:{owner}/{found.id}",
         provider=owner,
-    )
+    ), until
 
 
 def _bedrock_candidates(model: str) -> list[tuple[str, str]]:
@@ -393,22 +423,30 @@ def _bedrock_candidates(model: str) -> list[tuple[str, str]]:
     return [(vendor, name) for name in names]
 
 
-def builtin_rates(provider: str, model: str) -> Rates | None:
-    """Rates from genai-prices for our provider name and a LangChain model name."""
+def builtin_rates(provider: str, model: str, at: float | None = None) -> Rates | None:
+    """Rates from genai-prices for our provider name and a LangChain model name, at the
+    time ``at`` (epoch seconds; default now)."""
+    return builtin_rates_until(provider, model, _time.time() if at is None else at)[0]
+
+
+def builtin_rates_until(provider: str, model: str, at: float) -> tuple[Rates | None, float]:
+    """:func:`builtin_rates` and until when (epoch seconds) that answer holds."""
     provider_id = GENAI_PRICES_PROVIDERS.get(provider, provider)
     candidates = [(provider_id, model)]
     candidates += [(fallback, model) for fallback in _FALLBACK_PROVIDERS.get(provider_id, ())]
     if provider_id == "aws":
         candidates += _bedrock_candidates(model)
+    until = FOREVER
     for candidate_provider, candidate_model in candidates:
         try:
-            rates = _genai_prices_rates(candidate_provider, candidate_model)
+            rates, holds = _genai_prices_rates(candidate_provider, candidate_model, at)
         except Exception:
             internal_error("genai-prices lookup failed")
-            rates = None
+            rates, holds = None, FOREVER
+        until = min(until, holds)
         if rates is not None:
-            return rates
-    return None
+            return rates, until
+    return None, until
 
 
 # -- the memoised price book ---------------------------------------------------------------
@@ -421,8 +459,10 @@ class Pricing:
 
     A call is priced by its response model, else its request model (a deployment name,
     a fine-tune's base name): the user's entries for either come first, then genai-prices
-    for either. Looked up once per (provider, models) and remembered; a model with no
-    price is logged once (a warning) and gets no cost, never a guess.
+    for either, at the time of the call (genai-prices has time-of-day and start-date
+    prices). Looked up once per (provider, models) and remembered until the price can
+    next change; a model with no price is logged once (a warning) and gets no cost, never
+    a guess. ``clock`` gives the time in epoch seconds (for tests).
     """
 
     def __init__(
@@ -430,9 +470,12 @@ class Pricing:
         overrides: Mapping[tuple[str | None, str], Rates] | None = None,
         *,
         warn_missing: bool = True,
+        clock: Callable[[], float] = _time.time,
     ) -> None:
         self._overrides = dict(overrides or {})
-        self._memo: dict[tuple[str, str | None, str | None], Rates | None] = {}
+        # (provider, model, request model) -> (rates, valid from, valid until)
+        self._memo: dict[tuple[str, str | None, str | None], tuple[Rates | None, float, float]] = {}
+        self._clock = clock
         self._warned: set[tuple[str, str]] = set()
         self._warn_missing = warn_missing
         self._lock = threading.Lock()
@@ -463,28 +506,30 @@ class Pricing:
     def rates(
         self, provider: str, model: str | None, request_model: str | None = None
     ) -> Rates | None:
-        """The rates a call of ``model`` (else ``request_model``) is priced at, or None."""
+        """The rates a call of ``model`` (else ``request_model``) is priced at now, or None."""
         key = (provider, model, request_model)
-        try:
-            return self._memo[key]
-        except KeyError:
-            pass
+        now = self._clock()
+        memo = self._memo.get(key)
+        if memo is not None and memo[1] <= now < memo[2]:
+            return memo[0]
         names = [name for name in (model, request_model) if name]
         if request_model == model:
             names = names[:1]
         rates: Rates | None = None
+        until = FOREVER
         for name in names:
             rates = self._override(provider, name)
             if rates is not None:
                 break
         else:
             for name in names:
-                rates = builtin_rates(provider, name)
+                rates, holds = builtin_rates_until(provider, name, now)
+                until = min(until, holds)
                 if rates is not None:
                     break
         with self._lock:
-            if len(self._memo) < _MEMO_LIMIT:
-                self._memo[key] = rates
+            if len(self._memo) < _MEMO_LIMIT or key in self._memo:
+                self._memo[key] = (rates, now, until)
             warn_key = (provider, names[0]) if names else None
             if (
                 rates is None
