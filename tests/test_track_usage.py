@@ -14,6 +14,11 @@ from fakes import FakeChat, FakeCompletion, ProviderError, usage_metadata
 from langchain_core.caches import InMemoryCache
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
 from otel_llm_usage import LangChainUsageInstrumentor, ModelUsage, UsageTracker, track_usage
@@ -356,3 +361,40 @@ def test_works_without_opentelemetry():
     finally:
         instrumentor.uninstrument()
     assert not instrumentor.is_instrumented_by_opentelemetry
+
+
+def test_an_explicit_instrument_call_after_track_usage_wins():
+    """track_usage() entered before the application configures the instrumentation
+    instruments with the global (here: no-op) providers; the application's own
+    instrument(tracer_provider=..., meter_provider=...) afterwards replaces that, so its
+    providers get the spans and metrics."""
+    instrumentor = LangChainUsageInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:  # left over by an earlier test
+        instrumentor.uninstrument()
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    try:
+        with track_usage() as early:
+            turbo().invoke("before the application configured anything")
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        with track_usage() as later:
+            turbo().invoke("hi")
+        instrumentor.instrument()  # a second explicit call is refused, as always
+        turbo().invoke("hi again")
+    finally:
+        instrumentor.uninstrument()
+    assert totals(early) == expected(1)
+    assert totals(later) == expected(1)
+    assert [span.name for span in exporter.get_finished_spans()] == ["chat gpt-3.5-turbo-0125"] * 2
+    points = [
+        point
+        for resource in reader.get_metrics_data().resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "llm_usage.requests"
+        for point in metric.data.data_points
+    ]
+    assert sum(point.value for point in points) == 2

@@ -1,8 +1,8 @@
 """OpenTelemetry spans, token and cost metrics for every LangChain model call."""
 
 from .custom_attributes import usage_attributes
-from .instrumentor import LangChainUsageInstrumentor
-from .tracking import ModelUsage, UsageTracker, track_usage
+from .instrumentor import LangChainUsageInstrumentor, track_usage
+from .tracking import ModelUsage, UsageTracker
 from .version import __version__
 
 __all__ = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -34,6 +35,7 @@ from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
 from .stream_usage import StreamUsagePolicy
+from .tracking import UsageTracker, counting
 from .version import __version__
 from .wrappers import (
     Wrapper,
@@ -111,9 +113,26 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         super().__init__()
         if not hasattr(self, "_patched"):
             self._patched: list[tuple[Any, str]] = []
+            self._implicit = False  # instrumented by track_usage(), not by the application
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
+
+    def instrument(self, **kwargs: Any) -> Any:
+        """As ``BaseInstrumentor.instrument``, except that an application's own call
+        replaces an instrumentation that ``track_usage()`` made on its own (with the
+        global providers): the application's providers and options win."""
+        if self._implicit and self.is_instrumented_by_opentelemetry:
+            self.uninstrument()
+        self._implicit = False
+        return super().instrument(**kwargs)
+
+    def instrument_implicitly(self) -> None:
+        """Instrument with the global providers unless instrumented already (for
+        ``track_usage()``); a later ``instrument()`` call replaces it."""
+        if not self.is_instrumented_by_opentelemetry:
+            super().instrument()
+            self._implicit = self.is_instrumented_by_opentelemetry
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(
@@ -190,3 +209,19 @@ def _pricing(kwargs: dict[str, Any]) -> Pricing | None:
     except Exception:
         logger.exception("otel-llm-usage: prices unavailable; calls get no cost")
         return None
+
+
+@contextmanager
+def track_usage() -> Iterator[UsageTracker]:
+    """Count tokens, requests and cost of every model call made inside the block.
+
+    Instruments LangChain (with whatever OpenTelemetry providers are set globally, the
+    no-op ones if none) when nobody has yet; the application's own ``instrument()`` call,
+    earlier or later, wins. Nested blocks each count.
+    """
+    try:
+        LangChainUsageInstrumentor().instrument_implicitly()
+    except Exception:  # never into the application: the block runs, counting nothing
+        logger.warning("otel-llm-usage: could not instrument LangChain", exc_info=True)
+    with counting() as tracker:
+        yield tracker

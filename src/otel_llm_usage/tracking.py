@@ -1,4 +1,4 @@
-"""``track_usage()``: totals of tokens, requests and cost inside a ``with`` block.
+"""``track_usage()``'s tracker: totals of tokens, requests and cost inside a ``with`` block.
 
 The provider-neutral successor of LangChain's ``get_openai_callback()``. Trackers live in
 a ``ContextVar``, so asyncio tasks and LangChain's own thread pools (``batch``), which copy
@@ -9,17 +9,13 @@ through ``contextvars.copy_context().run``.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
 
 from .usage import Usage
-
-logger = logging.getLogger(__name__)
 
 _active: ContextVar[tuple[UsageTracker, ...]] = ContextVar("otel_llm_usage_trackers", default=())
 
@@ -159,20 +155,9 @@ class UsageTracker:
 
 
 @contextmanager
-def track_usage() -> Iterator[UsageTracker]:
-    """Count tokens, requests and cost of every model call made inside the block.
-
-    Instruments LangChain (with whatever OpenTelemetry providers are set globally, the
-    no-op ones if none) when nobody has yet. Nested blocks each count.
-    """
-    try:
-        from .instrumentor import LangChainUsageInstrumentor
-
-        instrumentor: Any = LangChainUsageInstrumentor()
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
-    except Exception:  # never into the application: the block runs, counting nothing
-        logger.warning("otel-llm-usage: could not instrument LangChain", exc_info=True)
+def counting() -> Iterator[UsageTracker]:
+    """The block of :func:`otel_llm_usage.track_usage` (which also makes sure LangChain is
+    instrumented): a new tracker, active in this context until the block ends."""
     tracker = UsageTracker()
     token = _active.set((*_active.get(), tracker))
     try:
