@@ -240,3 +240,69 @@ def test_a_model_that_delegates_to_another_counts_one_provider_call(
     (duration,) = telemetry.metrics()["gen_ai.client.operation.duration"]
     assert duration.count == 1
     assert duration.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+
+
+# -- counts that cannot be real --------------------------------------------------------------
+
+
+def test_impossible_token_counts_are_flagged_and_the_totals_stay_exportable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """2,048 calls each reporting 2**52 input tokens would sum past OTLP's int64 in the
+    cumulative counter, and the exporter would then drop the whole metric on every export.
+    Such calls are recorded as invalid usage; the real exporter delivers the totals."""
+    from fakes import FakeChat
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from otlp_receiver import HTTP, OTLPReceiver
+
+    absurd = FakeChat(usage={"input_tokens": 2**52, "output_tokens": 5, "total_tokens": 5})
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = LangChainUsageInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    with OTLPReceiver() as receiver:
+        exporter = OTLPMetricExporter(endpoint=f"{receiver.endpoint(HTTP)}/v1/metrics")
+        reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
+        meter_provider = MeterProvider(metric_readers=[reader])
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        try:
+            with track_usage() as usage, caplog.at_level("WARNING", "otel_llm_usage"):
+                for _ in range(2048):
+                    absurd.invoke("hi")
+                FakeChat().invoke("hi")
+            assert meter_provider.force_flush(10_000)
+        finally:
+            instrumentor.uninstrument()
+            meter_provider.shutdown()
+
+        def total(name: str, **match: str) -> int:
+            points = receiver.latest_points(name, "otel_llm_usage")
+            return sum(
+                point.value.value
+                for point in points
+                if all(point.attributes[k.replace("__", ".")].value == v for k, v in match.items())
+            )
+
+        assert total("llm_usage.tokens", gen_ai__token__type="input") == 11
+        assert total("llm_usage.tokens", gen_ai__token__type="output") == 16
+        assert total("llm_usage.requests", llm_usage__usage__source="invalid") == 2048
+        assert total("llm_usage.requests", llm_usage__usage__source="reported") == 1
+    first = spans.get_finished_spans()[0]
+    assert first.attributes["llm_usage.usage.invalid"] is True
+    assert "gen_ai.usage.input_tokens" not in first.attributes
+    assert "llm_usage.usage.missing" not in first.attributes
+    assert (usage.calls_with_invalid_usage, usage.calls_without_usage) == (2048, 0)
+    assert (usage.successful_requests, usage.input_tokens, usage.output_tokens) == (2049, 11, 16)
+    warnings = [r.getMessage() for r in caplog.records if "cannot be real" in r.getMessage()]
+    assert warnings == [
+        "otel-llm-usage: provider 'openai' reported usage that cannot be real (token count "
+        "4503599627370496 is not a plausible count); such calls are recorded without tokens "
+        "or cost, flagged llm_usage.usage.invalid"
+    ]

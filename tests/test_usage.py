@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otel_llm_usage.usage import (
+    InvalidUsage,
     Usage,
     from_chat_result,
     from_llm_result,
@@ -95,13 +96,27 @@ def test_chat_result_with_n_generations_counts_call_usage_once():
     assert from_chat_result(Result()) == Usage(10, 40)
 
 
-def test_junk_values_are_ignored_not_invented():
-    assert from_usage_metadata({"input_tokens": "12", "output_tokens": -3}) is None
-    assert from_usage_metadata({"input_tokens": 5.0, "output_tokens": True}) == Usage(5, 0)
-    assert from_usage_metadata({"input_tokens": float("nan"), "output_tokens": 2}) == Usage(0, 2)
+def test_absent_values_and_shapes_are_no_usage():
+    assert from_usage_metadata({"input_tokens": 5.0, "output_tokens": None}) == Usage(5, 0)
+    assert from_usage_metadata({"input_tokens": 100_000_000}) == Usage(100_000_000, 0)
     assert from_usage_metadata(None) is None
     assert from_usage_metadata([1, 2]) is None
     assert from_response_metadata({"token_usage": "lots"}) is None
+
+
+@pytest.mark.parametrize(
+    "value", ["12", -3, True, float("nan"), 2.5, 100_000_001, 2**53, 2**63, float("inf")]
+)
+def test_counts_that_cannot_be_real_make_the_usage_invalid_not_partly_zero(value: Any):
+    """Not silently 0 for that class: the whole usage is unknown (the recorder flags it)."""
+    with pytest.raises(InvalidUsage, match="is not a plausible count"):
+        from_usage_metadata({"input_tokens": value, "output_tokens": 2})
+    with pytest.raises(InvalidUsage):
+        from_usage_metadata({"input_tokens": 3, "input_token_details": {"cache_read": value}})
+    with pytest.raises(InvalidUsage):
+        from_provider_usage({"prompt_tokens": 3, "completion_tokens": value})
+    with pytest.raises(InvalidUsage):
+        from_response_metadata({"usage": {"input_tokens": value, "output_tokens": 2}})
 
 
 class Exploding(dict):  # type: ignore[type-arg]
@@ -157,6 +172,9 @@ junk = st.recursive(
 @given(junk)
 def test_any_shape_gives_valid_usage_or_none(value: Any):
     for extract in (from_usage_metadata, from_provider_usage, from_response_metadata):
-        usage = extract(value)
+        try:
+            usage = extract(value)
+        except InvalidUsage:
+            continue
         if usage is not None:
-            assert all(type(n) is int and 0 <= n < 2**53 for n in usage.as_tuple())
+            assert all(type(n) is int and 0 <= n <= 100_000_000 for n in usage.as_tuple())

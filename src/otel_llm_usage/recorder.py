@@ -7,6 +7,7 @@ methods catch and log at debug level.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from .internal import internal_error
 from .providers import ModelInfo
 from .stream_usage import StreamUsagePolicy
 from .usage import (
+    InvalidUsage,
     Usage,
     from_chat_result,
     from_llm_result,
@@ -39,6 +41,8 @@ ACTIVE_CALL_KEY = otel_context.create_key("otel_llm_usage.active_call")
 # Context key holding the agent runs (outermost first) a model call happens under; each
 # one sums the usage and cost of the calls below it.
 AGENT_RUNS_KEY = otel_context.create_key("otel_llm_usage.agent_runs")
+
+logger = logging.getLogger(__name__)
 
 _TOKEN_TYPES = (
     sc.TOKEN_TYPE_INPUT,
@@ -245,11 +249,25 @@ class Telemetry:
         self.estimate = estimate
         self.stream_usage = stream_usage or StreamUsagePolicy()
         self._exporting = exporting or (lambda: True)
+        self._warned_invalid: set[str] = set()
 
     def listening(self) -> bool:
         """Whether anyone would see this call: an SDK behind the tracer or the meter, or a
         ``track_usage()`` block. When nobody is, the wrappers call straight through."""
         return bool(tracking.active_trackers()) or self._exporting()
+
+    def warn_invalid_usage(self, provider: str, why: str | None) -> None:
+        """One warning per provider: its calls with impossible counts get no usage."""
+        if provider in self._warned_invalid or len(self._warned_invalid) > 100:
+            return
+        self._warned_invalid.add(provider)
+        logger.warning(
+            "otel-llm-usage: provider %r reported usage that cannot be real (%s); such "
+            "calls are recorded without tokens or cost, flagged %s",
+            provider,
+            why,
+            sc.LLM_USAGE_USAGE_INVALID,
+        )
 
     def custom_attributes(self) -> Pairs:
         """The allowed ``usage_attributes()`` pairs of the current block (usually none)."""
@@ -280,6 +298,7 @@ class CallRecorder:
         "_custom",
         "_done",
         "_first_chunk",
+        "_invalid_usage",
         "_prompt",
         "_response_id",
         "_start",
@@ -313,6 +332,7 @@ class CallRecorder:
         self._chunk_metadata: list[Mapping[str, Any]] = []
         self._response_id: str | None = None
         self._absorbed: Any = None
+        self._invalid_usage: str | None = None  # why the reported usage was rejected
         self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
         self._done = False
         self._custom = telemetry.custom_attributes()
@@ -419,7 +439,7 @@ class CallRecorder:
                 if reason is not None:
                     finish_reasons.append(reason)
             cache_hit = _is_cache_hit(message)
-            usage = None if cache_hit else from_chat_result(result)
+            usage = None if cache_hit else self._read(from_chat_result, result)
             self._end(
                 usage,
                 metadata,
@@ -449,7 +469,7 @@ class CallRecorder:
             generations = getattr(result, "generations", None) or [[]]
             first = generations[0][0] if generations[0] else None
             self._end(
-                from_llm_result(result),
+                self._read(from_llm_result, result),
                 llm_output,
                 None,
                 finish_reasons,
@@ -469,12 +489,12 @@ class CallRecorder:
             cache_hit = False
             absorbed = self._absorbed
             if absorbed is None:
-                usage = _stream_usage(self._chunk_usage, self._chunk_metadata)
+                usage = self._read(_stream_usage, self._chunk_usage, self._chunk_metadata)
             elif self.info.operation == sc.OPERATION_TEXT_COMPLETION:
-                usage = from_llm_result(absorbed)
+                usage = self._read(from_llm_result, absorbed)
             else:
                 cache_hit = _is_cache_hit(_first_message(absorbed))
-                usage = None if cache_hit else from_chat_result(absorbed)
+                usage = None if cache_hit else self._read(from_chat_result, absorbed)
             metadata: dict[str, Any] = {}
             finish_reasons = []
             for part in self._chunk_metadata:
@@ -508,7 +528,7 @@ class CallRecorder:
             metadata = getattr(message, "response_metadata", None) or {}
             reason = _finish_reason(metadata)
             self._end(
-                from_message(message),
+                self._read(from_message, message),
                 metadata,
                 getattr(message, "id", None),
                 [reason] if reason is not None else [],
@@ -531,7 +551,7 @@ class CallRecorder:
             for part in self._chunk_metadata:
                 metadata.update(part)
             self._end(
-                _stream_usage(self._chunk_usage, self._chunk_metadata),
+                self._read(_stream_usage, self._chunk_usage, self._chunk_metadata),
                 metadata,
                 self._response_id,
                 [],
@@ -541,6 +561,15 @@ class CallRecorder:
         except Exception:
             internal_error("failed to record an error")
             self._safe_end_span()
+
+    def _read(self, extract: Callable[..., Usage | None], *args: Any) -> Usage | None:
+        """``extract(*args)``; a count that cannot be real makes the usage unknown
+        (flagged as invalid), never partly zero."""
+        try:
+            return extract(*args)
+        except InvalidUsage as exc:
+            self._invalid_usage = str(exc)
+            return None
 
     def _safe_end_span(self) -> None:
         self.context = None  # type: ignore[assignment]  # see _end
@@ -584,9 +613,13 @@ class CallRecorder:
         info = self.info
         response_model = _response_model(metadata)
         source = sc.USAGE_SOURCE_REPORTED
+        invalid = self._invalid_usage is not None
         if usage is None:
             if cache_hit:
                 source = sc.USAGE_SOURCE_CACHE
+            elif invalid:
+                source = sc.USAGE_SOURCE_INVALID
+                self.telemetry.warn_invalid_usage(info.provider, self._invalid_usage)
             elif error:
                 source = sc.USAGE_SOURCE_ERROR
             else:
@@ -636,6 +669,8 @@ class CallRecorder:
                     attributes[sc.LLM_USAGE_USAGE_ESTIMATED] = True
             elif cache_hit:
                 attributes[sc.LLM_USAGE_CACHE_HIT] = True
+            elif invalid:
+                attributes[sc.LLM_USAGE_USAGE_INVALID] = True
             elif not error:  # a failed call reports no usage: that is not a gap
                 attributes[sc.LLM_USAGE_USAGE_MISSING] = True
             if self._first_chunk is not None:
@@ -705,6 +740,7 @@ class CallRecorder:
                     reported_cost,
                     error is not None,
                     cache_hit,
+                    invalid,
                 )
                 if estimated:
                     tracker.add_estimated(usage, cost)

@@ -56,6 +56,7 @@ ERROR_TYPE = "error.type"
 
 # Our own span attributes
 LLM_USAGE_USAGE_MISSING = "llm_usage.usage.missing"
+LLM_USAGE_USAGE_INVALID = "llm_usage.usage.invalid"
 LLM_USAGE_USAGE_ESTIMATED = "llm_usage.usage.estimated"
 LLM_USAGE_PRICE_MISSING = "llm_usage.price.missing"
 LLM_USAGE_CACHE_HIT = "llm_usage.cache_hit"
@@ -98,6 +99,7 @@ USAGE_SOURCE_MISSING = "missing"
 USAGE_SOURCE_ESTIMATED = "estimated"
 USAGE_SOURCE_CACHE = "cache"
 USAGE_SOURCE_ERROR = "error"
+USAGE_SOURCE_INVALID = "invalid"  # the provider reported counts that cannot be real
 COST_CURRENCY_USD = "USD"
 COST_SOURCE_LOCAL = "local"
 

@@ -50,7 +50,9 @@ class UsageTracker:
 
     A failed call counts in ``failed_requests`` (and its tokens, if a stream reported
     some before failing); a call whose provider reported no usage in
-    ``calls_without_usage``; one with usage but no known price in ``unpriced_calls``. A
+    ``calls_without_usage``; one whose reported counts cannot be real (negative, not
+    integers, absurdly large) in ``calls_with_invalid_usage``, with no tokens; one with
+    usage but no known price in ``unpriced_calls``. A
     LangChain LLM-cache hit makes no provider request: it counts in ``cache_hits`` only,
     never in the tokens, the cost or ``successful_requests``.
     """
@@ -65,6 +67,7 @@ class UsageTracker:
     cache_hits: int = 0
     total_cost: float = 0.0
     calls_without_usage: int = 0
+    calls_with_invalid_usage: int = 0
     unpriced_calls: int = 0
     # Estimates for calls whose provider reported nothing (OTEL_LLM_USAGE_ESTIMATE=true):
     # kept apart, never added to the reported totals above.
@@ -100,6 +103,7 @@ class UsageTracker:
         cost: float | None,
         failed: bool,
         cache_hit: bool,
+        invalid_usage: bool = False,
     ) -> None:
         with self._lock:
             if cache_hit:
@@ -116,7 +120,9 @@ class UsageTracker:
                 self.successful_requests += 1
                 per_model.successful_requests += 1
             if usage is None:
-                if not failed:
+                if invalid_usage:
+                    self.calls_with_invalid_usage += 1
+                elif not failed:
                     self.calls_without_usage += 1
                 return
             for target in (self, per_model):

@@ -12,9 +12,10 @@ Shapes read (first match wins):
   ``cacheWriteInputTokens``): input excludes the cache tokens, as with Anthropic.
 * LangChain.js exports (``tokenUsage``: ``promptTokens``/``completionTokens``).
 
-Every number is validated: only non-negative integers (or integral floats) count; anything
-else is ignored with a debug log, so a strange usage dict never raises and never invents
-a value.
+Every number is validated: only non-negative integers (or integral floats) up to
+:data:`MAX_PLAUSIBLE_TOKENS` count. Any other value present makes the extraction raise
+:class:`InvalidUsage` (the recorder flags the call's usage as invalid), so a strange usage
+dict never invents a value; an unreadable one (a mapping whose methods raise) is no usage.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from .internal import internal_error
 
 logger = logging.getLogger(__name__)
 
-_MAX_TOKENS = 1 << 53  # beyond this a "count" is junk, not usage
+# No model call uses more: the largest context windows hold ~10^7 tokens. A larger
+# "count" is junk, and summed into a cumulative counter it can overflow OTLP's int64,
+# after which the exporter drops the whole metric on every export.
+MAX_PLAUSIBLE_TOKENS = 100_000_000
+
+
+class InvalidUsage(ValueError):
+    """A provider reported a token count that cannot be real (negative, not an integer,
+    above :data:`MAX_PLAUSIBLE_TOKENS`): the call's usage is unknown, not partly zero."""
 
 
 class Usage:
@@ -78,16 +87,28 @@ class Usage:
 
 
 def _count(value: Any) -> int | None:
-    """A token count, or None when the value is not a plausible count."""
-    if type(value) is int and 0 <= value < _MAX_TOKENS:  # the common case, first
+    """A token count; None when absent. Raises :class:`InvalidUsage` for a value that is
+    present but not a plausible count."""
+    if type(value) is int and 0 <= value <= MAX_PLAUSIBLE_TOKENS:  # the common case, first
         return value
-    if isinstance(value, float) and value.is_integer() and 0 <= value < _MAX_TOKENS:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= MAX_PLAUSIBLE_TOKENS:
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _MAX_TOKENS:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_PLAUSIBLE_TOKENS
+    ):
         return int(value)  # int subclasses (IntEnum and the like)
-    if value is not None:
-        logger.debug("otel-llm-usage: ignoring token count %r (not a non-negative integer)", value)
-    return None
+    raise InvalidUsage(f"token count {_shown(value)} is not a plausible count")
+
+
+def _shown(value: Any) -> str:
+    try:
+        return repr(value)[:64]
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def _first(mapping: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
@@ -124,6 +145,8 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
         if details and isinstance(details, Mapping):
             usage.reasoning = _count(details.get("reasoning")) or 0
         return usage
+    except InvalidUsage:
+        raise
     except Exception:  # a Mapping whose methods raise
         internal_error("unreadable usage_metadata")
         return None
@@ -157,6 +180,8 @@ def from_provider_usage(raw: Any) -> Usage | None:
             usage.cache_read = _nested(raw, "prompt_tokens_details", "cached_tokens") or 0
         usage.reasoning = _nested(raw, "completion_tokens_details", "reasoning_tokens") or 0
         return usage
+    except InvalidUsage:
+        raise
     except Exception:
         internal_error("unreadable provider usage")
         return None
