@@ -172,3 +172,20 @@ async def test_on_for_astream_events_v3(telemetry, server, reinstrument):
     (span,) = telemetry.model_spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == prompt
     assert span.attributes["gen_ai.usage.output_tokens"] == completion
+
+
+def test_streams_without_usage_from_a_custom_endpoint_warn_once_naming_the_switch(
+    telemetry, server, caplog
+):
+    caplog.set_level(logging.WARNING, "otel_llm_usage")
+    for _ in range(3):
+        list(model(server).stream(PROMPT))
+    list(model(server, stream_usage=False).stream(PROMPT))  # the user's choice: no word
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("otel_llm_usage")]
+    host = f"127.0.0.1:{server.url.rsplit(':', 1)[1].split('/')[0]}"
+    assert warnings == [
+        f"otel-llm-usage: streams from {host} report no token usage: the server was not "
+        f"asked for it (stream_options.include_usage). Set {SWITCH}=true (or a list of "
+        "hosts) to ask, or pass stream_usage=True to the model"
+    ]
+    assert [s.attributes["llm_usage.usage.missing"] for s in telemetry.model_spans()] == [True] * 4

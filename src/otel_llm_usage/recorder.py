@@ -624,6 +624,10 @@ class CallRecorder:
                 source = sc.USAGE_SOURCE_ERROR
             else:
                 source = sc.USAGE_SOURCE_MISSING
+                if self.streaming and not self.requested_usage:
+                    self.telemetry.stream_usage.note_missing(
+                        self.model, info.server_address, info.server_port
+                    )
                 if self._prompt is not None:
                     usage = estimate.estimate(
                         info.provider,

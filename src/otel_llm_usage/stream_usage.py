@@ -29,6 +29,7 @@ class StreamUsagePolicy:
         self.enabled = enabled
         self.hosts = hosts  # None: every host
         self._warned: set[str] = set()
+        self._warned_missing: set[str] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -56,6 +57,25 @@ class StreamUsagePolicy:
         if "stream_usage" in extra or "stream_options" in extra:
             return False
         return not _uses_responses_api(model, {**kwargs, **extra})
+
+    def note_missing(self, model: Any, host: str | None, port: int | None) -> None:
+        """A stream of an OpenAI-style model ended without usage, and we did not ask for
+        it: one warning per endpoint, naming the switch that would."""
+        # stream_usage set either way on the model is the user's own choice
+        if not hasattr(model, "_should_stream_usage") or model.stream_usage is not None:
+            return
+        key = f"{host}:{port}" if port else (host or "?")
+        with self._lock:
+            if key in self._warned_missing or len(self._warned_missing) > 100:
+                return
+            self._warned_missing.add(key)
+        logger.warning(
+            "otel-llm-usage: streams from %s report no token usage: the server was not asked "
+            "for it (stream_options.include_usage). Set %s=true (or a list of hosts) to ask, "
+            "or pass stream_usage=True to the model",
+            key,
+            REQUEST_STREAM_USAGE_ENV,
+        )
 
     def note_failure(self, exc: BaseException, host: str | None) -> None:
         """One warning per host when a server answers 400 to the option."""
