@@ -26,7 +26,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from . import semconv as sc
 from .internal import internal_error
-from .recorder import AGENT_RUNS_KEY, Telemetry, error_type
+from .outcome import error_type
+from .recorder import AGENT_RUNS_KEY, Telemetry
 from .usage import Usage
 from .wrappers import (
     Wrapper,

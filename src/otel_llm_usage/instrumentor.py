@@ -31,9 +31,10 @@ from .agents import (
 )
 from .custom_attributes import AttributePolicy
 from .internal import internal_error
+from .metrics import instruments_for
 from .package import _instruments
 from .pricing import Pricing
-from .recorder import Telemetry, instruments_for
+from .recorder import Telemetry
 from .stream_usage import StreamUsagePolicy
 from .tracking import UsageTracker, counting
 from .version import __version__

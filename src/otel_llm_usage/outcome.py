@@ -1,0 +1,230 @@
+"""What a model call came to, read from its result: one value per call, made by pure
+functions, one per result shape (``ChatResult``, ``LLMResult``, a stream's chunks, a v3
+message, an exception). The recorder turns an :class:`Outcome` into telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .usage import (
+    InvalidUsage,
+    Usage,
+    from_chat_result,
+    from_llm_result,
+    from_message,
+    from_response_metadata,
+    from_usage_metadata,
+)
+
+
+@dataclass
+class Outcome:
+    """The response side of one call. ``usage`` None: none reported (``invalid_usage``
+    says why, when the reported counts could not be real)."""
+
+    usage: Usage | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    cache_hit: bool = False  # LangChain's LLM cache answered: no provider request
+    invalid_usage: str | None = None
+    error: str | None = None  # error.type of a failed call
+    description: str | None = None  # the failure's message
+    output: Any = None  # the message or text, for content capture and estimation
+    closed_early: bool = False  # a stream the consumer left before its end
+
+
+@dataclass
+class StreamParts:
+    """What a stream's chunks carried, kept by reference (read at the end)."""
+
+    usage: list[Any] = field(default_factory=list)  # each chunk's usage_metadata
+    metadata: list[Mapping[str, Any]] = field(default_factory=list)  # response_metadata
+    first_id: str | None = None  # the first chunk's message id
+
+
+def chat_outcome(result: Any) -> Outcome:
+    """A non-streamed chat call, from its ``ChatResult``."""
+    generations = getattr(result, "generations", None) or ()
+    message = _first_message(result)
+    metadata = getattr(message, "response_metadata", None) or {}
+    reasons = []
+    for generation in generations:
+        reason = _finish_reason(
+            getattr(getattr(generation, "message", None), "response_metadata", None)
+        ) or _finish_reason(getattr(generation, "generation_info", None))
+        if reason is not None:
+            reasons.append(reason)
+    outcome = _response(metadata, getattr(message, "id", None), reasons, output=message)
+    if _is_cache_hit(message):
+        outcome.cache_hit = True
+    else:
+        _read_usage(outcome, from_chat_result, result)
+    return outcome
+
+
+def completion_outcome(result: Any) -> Outcome:
+    """A legacy text-completion call, from its ``LLMResult``."""
+    llm_output = getattr(result, "llm_output", None) or {}
+    all_generations = getattr(result, "generations", None) or [[]]
+    reasons = []
+    for generations in all_generations:
+        for generation in generations or ():
+            reason = _finish_reason(getattr(generation, "generation_info", None))
+            if reason is not None:
+                reasons.append(reason)
+    first = all_generations[0][0] if all_generations[0] else None
+    outcome = _response(llm_output, None, reasons, output=getattr(first, "text", None))
+    _read_usage(outcome, from_llm_result, result)
+    return outcome
+
+
+def stream_outcome(
+    parts: StreamParts, absorbed: Any, completion: bool, output: Any, closed_early: bool
+) -> Outcome:
+    """A stream, from its chunks; or from ``absorbed``, the result of the ``invoke`` a
+    stream fell back to (a model with no ``_stream``)."""
+    metadata: dict[str, Any] = {}
+    reasons = []
+    for part in parts.metadata:
+        metadata.update(part)
+        reason = _finish_reason(part)
+        if reason is not None:
+            reasons.append(reason)
+    outcome = _response(metadata, parts.first_id, reasons, output=output)
+    outcome.closed_early = closed_early
+    if absorbed is None:
+        _read_usage(outcome, _stream_usage, parts)
+    elif completion:
+        _read_usage(outcome, from_llm_result, absorbed)
+    elif _is_cache_hit(_first_message(absorbed)):
+        outcome.cache_hit = True
+    else:
+        _read_usage(outcome, from_chat_result, absorbed)
+    return outcome
+
+
+def message_outcome(message: Any) -> Outcome:
+    """A protocol (v3) stream, from its assembled ``AIMessage``."""
+    metadata = getattr(message, "response_metadata", None) or {}
+    reason = _finish_reason(metadata)
+    outcome = _response(
+        metadata, getattr(message, "id", None), [reason] if reason else [], output=message
+    )
+    _read_usage(outcome, from_message, message)
+    return outcome
+
+
+def error_outcome(exc: BaseException, parts: StreamParts) -> Outcome:
+    """A call that raised; the usage a stream reported before failing is kept."""
+    metadata: dict[str, Any] = {}
+    for part in parts.metadata:
+        metadata.update(part)
+    outcome = _response(metadata, parts.first_id, [])
+    outcome.error = error_type(exc)
+    outcome.description = _describe(exc)
+    _read_usage(outcome, _stream_usage, parts)
+    return outcome
+
+
+# -- the pieces ------------------------------------------------------------------------
+
+
+def _response(
+    metadata: Mapping[str, Any], message_id: Any, reasons: list[str], output: Any = None
+) -> Outcome:
+    return Outcome(
+        response_model=_response_model(metadata),
+        response_id=_response_id(metadata, message_id),
+        finish_reasons=reasons,
+        output=output,
+    )
+
+
+def _read_usage(outcome: Outcome, extract: Callable[..., Usage | None], *args: Any) -> None:
+    """``outcome.usage = extract(*args)``; a count that cannot be real makes the usage
+    unknown (``invalid_usage``), never partly zero."""
+    try:
+        outcome.usage = extract(*args)
+    except InvalidUsage as exc:
+        outcome.invalid_usage = str(exc)
+
+
+def error_type(exc: BaseException) -> str:
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+def _first_message(result: Any) -> Any:
+    """The message of a ``ChatResult``'s first generation (None if it has none)."""
+    generations = getattr(result, "generations", None)
+    return getattr(generations[0], "message", None) if generations else None
+
+
+def _is_cache_hit(message: Any) -> bool:
+    """LangChain's LLM cache answered: it zeroes the cost of a cached message
+    (``usage_metadata["total_cost"] = 0``), a key no provider sets."""
+    usage_metadata = getattr(message, "usage_metadata", None)
+    return isinstance(usage_metadata, Mapping) and usage_metadata.get("total_cost", None) == 0
+
+
+def _stream_usage(parts: StreamParts) -> Usage | None:
+    """A stream's usage: the sum of its chunks' ``usage_metadata``; failing that, the last
+    usage a chunk carries only in ``response_metadata`` (langchain-cohere's sync stream
+    puts its ``token_count`` there and nowhere else)."""
+    total: Usage | None = None
+    for part in parts.usage:
+        usage = from_usage_metadata(part)
+        if usage is not None:
+            total = usage if total is None else total + usage
+    if total is None:
+        for metadata in reversed(parts.metadata):
+            total = from_response_metadata(metadata)
+            if total is not None:
+                break
+    return total
+
+
+_FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
+
+
+def _finish_reason(metadata: Any) -> str | None:
+    if not metadata or not isinstance(metadata, Mapping):
+        return None
+    for key in _FINISH_REASON_KEYS:
+        value = metadata.get(key)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
+_MODEL_KEYS = ("model_name", "model", "model_id", "modelId")
+
+
+def _response_model(metadata: Mapping[str, Any]) -> str | None:
+    for key in _MODEL_KEYS:
+        value = metadata.get(key)
+        if value and isinstance(value, str):
+            return value
+    return None
+
+
+def _response_id(metadata: Mapping[str, Any], message_id: Any) -> str | None:
+    value = metadata.get("id")
+    if value and isinstance(value, str):
+        return value
+    # LangChain fills in its own run id ("lc_run-…") when the provider gave none.
+    if message_id and isinstance(message_id, str) and not message_id.startswith("lc_"):
+        return message_id
+    return None
+
+
+def _describe(exc: BaseException) -> str | None:
+    try:
+        return str(exc)[:1024] or None
+    except Exception:
+        return None
