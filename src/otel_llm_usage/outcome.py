@@ -20,7 +20,7 @@ from .usage import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """The response side of one call. ``usage`` None: none reported (``invalid_usage``
     says why, when the reported counts could not be real)."""
@@ -37,7 +37,7 @@ class Outcome:
     closed_early: bool = False  # a stream the consumer left before its end
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamParts:
     """What a stream's chunks carried, kept by reference (read at the end)."""
 
