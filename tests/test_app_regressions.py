@@ -306,3 +306,102 @@ def test_impossible_token_counts_are_flagged_and_the_totals_stay_exportable(
         "4503599627370496 is not a plausible count); such calls are recorded without tokens "
         "or cost, flagged llm_usage.usage.invalid"
     ]
+
+
+# -- fallbacks, retries and agent middleware -------------------------------------------------
+
+
+def _flaky(failures: int, **kwargs: Any) -> Any:
+    """A FakeChat whose first ``failures`` calls raise, as a rate-limited provider does."""
+    from fakes import FakeChat, ProviderError
+
+    class FlakyChat(FakeChat):
+        left: list[int] = []
+
+        def _generate(self, *args: Any, **kw: Any) -> Any:
+            if self.left:
+                self.left.pop()
+                raise ProviderError("429 rate limited")
+            return super()._generate(*args, **kw)
+
+    return FlakyChat(left=[1] * failures, **kwargs)
+
+
+def test_with_fallbacks_counts_the_failed_call_and_the_fallback(telemetry: Telemetry) -> None:
+    from fakes import FakeChat
+
+    primary = _flaky(1, model_name="gpt-4o")
+    with track_usage() as usage:
+        primary.with_fallbacks([FakeChat()]).invoke("hi")
+    failed, answered = telemetry.model_spans()
+    assert (failed.name, failed.attributes["error.type"]) == ("chat gpt-4o", "fakes.ProviderError")
+    assert "gen_ai.usage.input_tokens" not in failed.attributes
+    assert answered.attributes["gen_ai.usage.input_tokens"] == 11
+    assert (usage.failed_requests, usage.successful_requests, usage.input_tokens) == (1, 1, 11)
+    assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="error") == 1
+    assert telemetry.counter("llm_usage.requests", llm_usage__usage__source="reported") == 1
+
+
+def test_with_retry_counts_each_attempt_and_the_tokens_once(telemetry: Telemetry) -> None:
+    model = _flaky(2)
+    with track_usage() as usage:
+        model.with_retry(stop_after_attempt=3, wait_exponential_jitter=False).invoke("hi")
+    spans = telemetry.model_spans()
+    assert [span.attributes.get("error.type") for span in spans] == [
+        "fakes.ProviderError",
+        "fakes.ProviderError",
+        None,
+    ]
+    assert (usage.failed_requests, usage.successful_requests) == (2, 1)
+    assert (usage.input_tokens, usage.output_tokens) == (11, 16)
+    assert telemetry.tokens("input") == 11
+
+
+def test_agent_middleware_retry_and_model_fallback_roll_up_every_call(
+    telemetry: Telemetry,
+) -> None:
+    """create_agent with ModelFallbackMiddleware around ModelRetryMiddleware: the primary
+    fails twice (a try and a retry), the fallback answers. Every attempt is its own chat
+    span under the agent span; the agent sums what was reported."""
+    from fakes import FakeChat
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import ModelFallbackMiddleware, ModelRetryMiddleware
+
+    primary = _flaky(2, model_name="gpt-4o")
+    fallback = FakeChat(usage={"input_tokens": 30, "output_tokens": 7, "total_tokens": 37})
+    agent = create_agent(
+        primary,
+        tools=[],
+        name="support",
+        middleware=[
+            ModelFallbackMiddleware(fallback),
+            ModelRetryMiddleware(max_retries=1, initial_delay=0, jitter=False, on_failure="error"),
+        ],
+    )
+    with track_usage() as usage:
+        agent.invoke({"messages": [{"role": "user", "content": "hi"}]})
+    spans = telemetry.model_spans()
+    (agent_span,) = [s for s in spans if s.name == "invoke_agent support"]
+    chats = [s for s in spans if s.name.startswith("chat ")]
+    assert [(s.name, s.attributes.get("error.type")) for s in chats] == [
+        ("chat gpt-4o", "fakes.ProviderError"),
+        ("chat gpt-4o", "fakes.ProviderError"),
+        ("chat gpt-4o-mini", None),
+    ]
+    for chat in chats:
+        assert chat.context.trace_id == agent_span.context.trace_id
+    assert agent_span.attributes["llm_usage.model_calls"] == 3
+    assert (usage.failed_requests, usage.successful_requests, usage.input_tokens) == (2, 1, 30)
+
+
+def test_responses_api_invoke_reports_every_token_class(
+    telemetry: Telemetry, server: ProviderServer
+) -> None:
+    server.script(RESPONSES_REPLY)
+    message = responses_model(server, use_responses_api=True).invoke(PROMPT)
+    assert message.text == "Spans all the way down."
+    assert server.requests[-1].path == "/v1/responses"
+    assert usage_of(telemetry) == (31, 57, 12, 40)
+    (span,) = telemetry.model_spans()
+    assert span.attributes["gen_ai.response.id"] == "resp_test_1"
+    assert span.attributes["gen_ai.response.model"] == "o4-mini"
