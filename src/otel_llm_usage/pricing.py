@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .internal import internal_error
+from .providers import GENAI_PRICES_PROVIDERS, PRICES_FALLBACKS, PROVIDER_NAMES
 from .usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -162,8 +163,6 @@ def _decimal(value: Any, where: str) -> Decimal:
 def _provider_name(value: str) -> str:
     """A LangChain ``ls_provider`` ("azure", "bedrock") as the ``gen_ai.provider.name`` our
     spans carry, so an entry written either way applies."""
-    from .providers import PROVIDER_NAMES
-
     return PROVIDER_NAMES.get(value, value)
 
 
@@ -296,25 +295,6 @@ def load_price_file(path: str | os.PathLike[str]) -> tuple[PriceEntries, list[st
 # -- genai-prices --------------------------------------------------------------------------
 
 # gen_ai.provider.name → genai-prices provider id
-GENAI_PRICES_PROVIDERS = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "aws.bedrock": "aws",
-    "azure.ai.openai": "azure",
-    "azure.ai.inference": "azure",
-    "gcp.vertex_ai": "google",
-    "gcp.gemini": "google",
-    "gcp.gen_ai": "google",
-    "mistral_ai": "mistral",
-    "groq": "groq",
-    "cohere": "cohere",
-    "deepseek": "deepseek",
-    "x_ai": "x-ai",
-    "perplexity": "perplexity",
-}
-# Where a provider resells another's models, the original's price is the fallback.
-# (genai-prices knows some of these itself: Azure → OpenAI, Google → Anthropic.)
-_FALLBACK_PROVIDERS = {"azure": ("openai",), "google": ("anthropic",)}
 # A Bedrock model id: an optional inference-profile region, the vendor, the vendor's
 # model, usually with a version suffix ("us.anthropic.claude-3-5-sonnet-20241022-v2:0").
 _BEDROCK_ID = re.compile(
@@ -433,7 +413,7 @@ def builtin_rates_until(provider: str, model: str, at: float) -> tuple[Rates | N
     """:func:`builtin_rates` and until when (epoch seconds) that answer holds."""
     provider_id = GENAI_PRICES_PROVIDERS.get(provider, provider)
     candidates = [(provider_id, model)]
-    candidates += [(fallback, model) for fallback in _FALLBACK_PROVIDERS.get(provider_id, ())]
+    candidates += [(fallback, model) for fallback in PRICES_FALLBACKS.get(provider_id, ())]
     if provider_id == "aws":
         candidates += _bedrock_candidates(model)
     until = FOREVER

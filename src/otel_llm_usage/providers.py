@@ -10,38 +10,63 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import semconv as sc
 from .internal import internal_error
 
-# LangChain's ``ls_provider`` → ``gen_ai.provider.name`` (semconv well-known values).
-# An ``ls_provider`` not listed here is used as it is.
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider, in one row: its ``gen_ai.provider.name`` (a semconv well-known
+    value), the ``ls_provider`` names LangChain's integrations give it, and where its
+    prices are in genai-prices (its id there, then the ids of the providers whose models
+    it resells, tried next)."""
+
+    name: str
+    ls_providers: tuple[str, ...] = ()
+    prices_id: str | None = None
+    prices_fallbacks: tuple[str, ...] = ()
+
+
+PROVIDERS = (
+    Provider("openai", ("openai",), "openai"),
+    Provider("azure.ai.openai", ("azure", "azure_openai"), "azure", ("openai",)),
+    Provider("azure.ai.inference", ("azure_ai",), "azure", ("openai",)),
+    Provider("anthropic", ("anthropic",), "anthropic"),
+    Provider("aws.bedrock", ("amazon_bedrock", "bedrock", "bedrock_converse"), "aws"),
+    Provider(
+        "gcp.vertex_ai",
+        ("google_vertexai", "vertexai", "google_anthropic_vertex"),
+        "google",
+        ("anthropic",),
+    ),
+    Provider("gcp.gemini", ("google_genai", "google_gemini"), "google", ("anthropic",)),
+    Provider("gcp.gen_ai", (), "google", ("anthropic",)),
+    Provider("mistral_ai", ("mistral", "mistralai"), "mistral"),
+    Provider("groq", ("groq",), "groq"),
+    Provider("cohere", ("cohere",), "cohere"),
+    Provider("deepseek", ("deepseek",), "deepseek"),
+    Provider("x_ai", ("xai",), "x-ai"),
+    Provider("ollama", ("ollama",)),
+    Provider("ibm.watsonx.ai", ("ibm", "watsonx")),
+    Provider("perplexity", ("perplexity",), "perplexity"),
+)
+
+# LangChain's ``ls_provider`` → ``gen_ai.provider.name``; one not listed is used as it is.
 PROVIDER_NAMES: dict[str, str] = {
-    "openai": "openai",
-    "azure": "azure.ai.openai",
-    "azure_openai": "azure.ai.openai",
-    "azure_ai": "azure.ai.inference",
-    "anthropic": "anthropic",
-    "amazon_bedrock": "aws.bedrock",
-    "bedrock": "aws.bedrock",
-    "bedrock_converse": "aws.bedrock",
-    "google_vertexai": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-    "google_anthropic_vertex": "gcp.vertex_ai",
-    "google_genai": "gcp.gemini",
-    "google_gemini": "gcp.gemini",
-    "mistral": "mistral_ai",
-    "mistralai": "mistral_ai",
-    "groq": "groq",
-    "cohere": "cohere",
-    "deepseek": "deepseek",
-    "xai": "x_ai",
-    "ollama": "ollama",
-    "ibm": "ibm.watsonx.ai",
-    "watsonx": "ibm.watsonx.ai",
-    "perplexity": "perplexity",
+    ls_provider: provider.name for provider in PROVIDERS for ls_provider in provider.ls_providers
+}
+# ``gen_ai.provider.name`` → genai-prices' provider id, and its fallbacks.
+GENAI_PRICES_PROVIDERS: dict[str, str] = {
+    provider.name: provider.prices_id for provider in PROVIDERS if provider.prices_id
+}
+PRICES_FALLBACKS: dict[str, tuple[str, ...]] = {
+    provider.prices_id: provider.prices_fallbacks
+    for provider in PROVIDERS
+    if provider.prices_id and provider.prices_fallbacks
 }
 
 # Model fields that hold the endpoint, in the order we trust them.
