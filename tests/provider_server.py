@@ -42,6 +42,13 @@ Usage is written as each provider writes it:
   error instead (an ``exception`` message, ``modelStreamErrorException``), and an error
   status names its AWS error code in ``x-amzn-ErrorType`` (e.g. ``ThrottlingException``).
 
+* Embeddings: OpenAI ``POST /v1/embeddings`` (Azure:
+  ``/openai/deployments/{deployment}/embeddings``) answers one vector of ``dimensions``
+  floats per input (base64 when the request asks, as the OpenAI SDK does by default) and
+  ``usage.prompt_tokens`` = ``input``; Bedrock ``invoke`` of a model id with ``embed`` in
+  it answers Titan's body (``embedding``, ``inputTextTokenCount`` = ``input``) and the
+  ``X-Amzn-Bedrock-Input-Token-Count`` header.
+
 * Cohere v2 chat (``POST /v2/chat``), not streaming only (the recorded
   ``lc_chain_stream_cohere_usage.yaml`` is the stream): ``usage.billed_units`` =
   (``input``, ``output``), ``usage.tokens`` = (``used_input``, ``output``),
@@ -70,6 +77,7 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 OPENAI_PATH = "/v1/chat/completions"
+OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
 COHERE_PATH = "/v2/chat"
@@ -98,6 +106,7 @@ class Reply:
     delta_usage: Literal["full", "output"] = "full"  # Anthropic message_delta usage
     used_input: int = 0  # Cohere only: the input tokens used, where ``input`` is billed
     headers: dict[str, str] = field(default_factory=dict)
+    dimensions: int = 4  # embeddings: floats per vector
 
 
 @dataclass
@@ -428,6 +437,32 @@ _ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded
 _BEDROCK_ERRORS = {429: "ThrottlingException", 500: "InternalServerException"}
 
 
+def _vector(dimensions: int, index: int) -> list[float]:
+    return [round(0.125 * (index + 1) * (d + 1), 3) for d in range(dimensions)]
+
+
+def _openai_embeddings_body(reply: Reply, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) and not _is_token_list(inputs) else 1
+    dimensions = int(body.get("dimensions") or reply.dimensions)
+    data = []
+    for index in range(count):
+        vector: Any = _vector(dimensions, index)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": reply.input, "total_tokens": reply.input},
+    }
+
+
+def _is_token_list(inputs: list[Any]) -> bool:
+    return bool(inputs) and all(isinstance(item, int) for item in inputs)
+
+
 def _error_body(api: str, reply: Reply) -> dict[str, Any]:
     message = f"scripted error {reply.status}"
     if api in ("bedrock", "cohere"):
@@ -472,6 +507,10 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 path.startswith(AZURE_PREFIX) and path.endswith("/chat/completions")
             ):
                 api = "openai"
+            elif path == OPENAI_EMBEDDINGS_PATH or (
+                path.startswith(AZURE_PREFIX) and path.endswith("/embeddings")
+            ):
+                api, action = "openai", "embeddings"
             else:
                 self._json(404, {"error": {"message": f"unknown path {self.path}"}}, {})
                 return
@@ -498,6 +537,9 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 self._bedrock(action, path, reply, number, headers)
                 return
             model = reply.model or str(body.get("model") or "unknown")
+            if action == "embeddings":
+                self._json(200, _openai_embeddings_body(reply, model, body), headers)
+                return
             if api == "cohere":
                 if body.get("stream"):
                     self._json(400, {"message": "this server's Cohere API does not stream"}, {})
@@ -529,7 +571,12 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             model = reply.model or unquote(path[len(BEDROCK_PREFIX) :].rsplit("/", 1)[0])
             response_id = reply.id or f"msg_bdrk_test_{number}"
             headers["x-amzn-RequestId"] = f"req-test-{number}"
-            if action == "invoke":  # InvokeModel's token counts are response headers
+            if action == "invoke" and "embed" in model:  # Titan text embeddings
+                headers["X-Amzn-Bedrock-Input-Token-Count"] = str(reply.input)
+                titan = {"embedding": _vector(reply.dimensions, 0)}
+                titan["inputTextTokenCount"] = reply.input  # type: ignore[assignment]
+                self._json(200, titan, headers)
+            elif action == "invoke":  # InvokeModel's token counts are response headers
                 headers["X-Amzn-Bedrock-Input-Token-Count"] = str(reply.input)
                 headers["X-Amzn-Bedrock-Output-Token-Count"] = str(reply.output)
                 headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cache_read)

@@ -42,7 +42,7 @@ APP = Path(__file__).resolve().parent / "apps" / "otlp_app.py"
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 SERVICE = "otlp-e2e"
 SCOPE = "otel_llm_usage"
-SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+SCHEMA_URL = sc.SCHEMA_URL
 BURST = 5000
 APP_TIMEOUT = 60
 

@@ -16,7 +16,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from wrapt import wrap_function_wrapper
 
-from . import config
+from . import config, interop
 from . import semconv as sc
 from .agents import (
     make_agent_stream,
@@ -29,6 +29,7 @@ from .agents import (
     make_tool_call,
 )
 from .custom_attributes import AttributePolicy
+from .embeddings import EmbeddingsPatcher
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry, instruments_for
@@ -143,14 +144,24 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             owner, attribute = found
             wrap_function_wrapper(owner, attribute, factory(telemetry, operation))
             self._patched.append((owner, attribute))
+        self._interop: interop.Interop | None = interop.install()
+        self._embeddings: EmbeddingsPatcher | None = EmbeddingsPatcher(
+            telemetry, self._interop.stack
+        )
+        self._embeddings.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        embeddings: Any = getattr(self, "_embeddings", None)
+        if embeddings is not None:
+            embeddings.uninstall()
+        interop.uninstall(getattr(self, "_interop", None))
+        self._embeddings = self._interop = None
         while self._patched:
             owner, attribute = self._patched.pop()
             unwrap(owner, attribute)
 
 
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+_SCHEMA_URL = sc.SCHEMA_URL
 
 
 def _no_op(provider: Any) -> bool:

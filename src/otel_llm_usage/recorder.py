@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from . import content, estimate, tracking
+from . import content, estimate, interop, tracking
 from . import semconv as sc
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .providers import ModelInfo
@@ -321,8 +321,11 @@ class CallRecorder:
         if self._custom:
             attributes = {**attributes, **dict(self._custom)}
         self.span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
-        self.context = otel_context.set_value(
-            ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
+        self.context = interop.mark(
+            otel_context.set_value(
+                ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
+            ),
+            info.operation,
         )
         self._streamed_text: list[Any] | None = None
         self._prompt = prompt if telemetry.estimate else None
@@ -602,9 +605,13 @@ class CallRecorder:
                 attributes[sc.GEN_AI_RESPONSE_ID] = response_id
             if finish_reasons:
                 attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = finish_reasons
+            service_tier = metadata.get("service_tier")
+            if service_tier and isinstance(service_tier, str):
+                attributes[sc.OPENAI_RESPONSE_SERVICE_TIER] = service_tier
             if usage is not None:
                 attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-                attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+                if info.operation != sc.OPERATION_EMBEDDINGS:
+                    attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
                 if usage.cache_read:
                     attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
                 if usage.cache_creation:
@@ -651,7 +658,8 @@ class CallRecorder:
         if usage is not None and not estimated:  # the standard histogram: reported only
             token_attributes = series.token_usage_attributes
             instruments.token_usage.record(usage.input, token_attributes[0])
-            instruments.token_usage.record(usage.output, token_attributes[1])
+            if info.operation != sc.OPERATION_EMBEDDINGS:
+                instruments.token_usage.record(usage.output, token_attributes[1])
         if self._first_chunk is not None:
             instruments.time_to_first_chunk.record(self._first_chunk - self._start, attributes)
             if self._chunks > 1:
