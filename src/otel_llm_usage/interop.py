@@ -85,7 +85,8 @@ def _foreign(layer: Any) -> bool:
 
 def _peel(wrapped: Any) -> Any:
     """``wrapped`` without the foreign GenAI wrappers on top of it."""
-    while isinstance(wrapped, wrapt.ObjectProxy) and _foreign(wrapped):
+    # (wrapt 2's bound wrappers are not ObjectProxy instances: test the attributes)
+    while _foreign(wrapped) and hasattr(wrapped, "__wrapped__"):
         wrapped = wrapped.__wrapped__
     return wrapped
 
@@ -214,7 +215,7 @@ class Interop:
 
     def __init__(self) -> None:
         self.hooks: list[tuple[type, str, ProviderHook]] = []
-        self.instrument_hook: Any = None
+        self.instrument_hooks: list[_Restack] = []
 
     def stack(self) -> None:
         """Put a live hook outermost on every provider method already imported (we never
@@ -236,32 +237,43 @@ class Interop:
             wrapt.wrap_function_wrapper(owner, method, hook)
             self.hooks.append((owner, method, hook))
 
-    def remove(self) -> None:
+    def remove_hooks(self) -> None:
         for owner, method, hook in reversed(self.hooks):
             hook.alive = False
             current: Any = vars(owner).get(method)
             if getattr(current, "_self_wrapper", None) is hook:
                 setattr(owner, method, current.__wrapped__)
         self.hooks.clear()
-        if self.instrument_hook is not None:
-            self.instrument_hook.alive = False
-            base = _base_instrumentor()
-            found: Any = vars(base).get("instrument") if base is not None else None
-            if getattr(found, "_self_wrapper", None) is self.instrument_hook:
-                base.instrument = found.__wrapped__
-            self.instrument_hook = None
+
+    def remove(self) -> None:
+        self.remove_hooks()
+        base = _base_instrumentor()
+        for restack in self.instrument_hooks:
+            restack.alive = False
+            name = "uninstrument" if restack.unwrapping else "instrument"
+            found: Any = vars(base).get(name) if base is not None else None
+            if getattr(found, "_self_wrapper", None) is restack:
+                setattr(base, name, found.__wrapped__)
+        self.instrument_hooks.clear()
 
 
 class _Restack:
-    """Around ``BaseInstrumentor.instrument``: after another instrumentor wraps a provider
-    method, our hook goes back on top (``opentelemetry-instrument`` loads them in no fixed
-    order)."""
+    """Around ``BaseInstrumentor.instrument`` and ``uninstrument``: after another
+    instrumentor wraps a provider method, our hook goes back on top
+    (``opentelemetry-instrument`` loads them in no fixed order); before one unwraps
+    (``unwrap`` takes off the outermost wrapper, whoever made it), ours comes off first."""
 
-    def __init__(self, interop: Interop) -> None:
+    def __init__(self, interop: Interop, unwrapping: bool) -> None:
         self.alive = True
         self.interop = interop
+        self.unwrapping = unwrapping
 
     def __call__(self, wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if self.alive and self.unwrapping:
+            try:
+                self.interop.remove_hooks()
+            except Exception:
+                logger.debug("otel-llm-usage: could not lift provider hooks", exc_info=True)
         result = wrapped(*args, **kwargs)
         if self.alive:
             try:
@@ -289,9 +301,10 @@ def install() -> Interop:
         interop.stack()
         base = _base_instrumentor()
         if base is not None:
-            restack = _Restack(interop)
-            wrapt.wrap_function_wrapper(base, "instrument", restack)
-            interop.instrument_hook = restack
+            for name, unwrapping in (("instrument", False), ("uninstrument", True)):
+                restack = _Restack(interop, unwrapping)
+                wrapt.wrap_function_wrapper(base, name, restack)
+                interop.instrument_hooks.append(restack)
     except Exception:
         logger.debug("otel-llm-usage: interop setup failed", exc_info=True)
     return interop
