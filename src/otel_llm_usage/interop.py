@@ -238,11 +238,20 @@ class Interop:
             self.hooks.append((owner, method, hook))
 
     def remove_hooks(self) -> None:
+        """Take our hooks out of the wrapper chains, outermost or not (a hook left under
+        another instrumentor's wrapper is spliced out of it)."""
         for owner, method, hook in reversed(self.hooks):
             hook.alive = False
-            current: Any = vars(owner).get(method)
-            if getattr(current, "_self_wrapper", None) is hook:
-                setattr(owner, method, current.__wrapped__)
+            above: Any = None
+            layer: Any = vars(owner).get(method)
+            while layer is not None and hasattr(layer, "__wrapped__"):
+                if getattr(layer, "_self_wrapper", None) is hook:
+                    if above is None:
+                        setattr(owner, method, layer.__wrapped__)
+                    else:
+                        above.__wrapped__ = layer.__wrapped__
+                    break
+                above, layer = layer, layer.__wrapped__
         self.hooks.clear()
 
     def remove(self) -> None:
