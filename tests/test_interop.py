@@ -15,6 +15,7 @@ the official spans are untouched. The last test runs everything under
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,8 +39,9 @@ from otel_llm_usage import LangChainUsageInstrumentor
 from otel_llm_usage import semconv as sc
 from tests.provider_server import ProviderServer, Reply
 
-# One event loop for the module: the provider packages cache their async HTTP clients.
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# One event loop for the module's async tests: the provider packages cache their async
+# HTTP clients, and a client must stay on one loop.
+module_loop = pytest.mark.asyncio(loop_scope="module")
 
 OURS = "otel_llm_usage"
 
@@ -143,6 +145,7 @@ def assert_one_chat(side: Side, input_tokens: int) -> None:
     assert side.records(sc.GEN_AI_CLIENT_OPERATION_DURATION) == {OURS: 1}
 
 
+@module_loop
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream"])
 async def test_genai_openai_chat_is_one_span(
     genai_openai: Side, server: ProviderServer, mode: str
@@ -160,6 +163,7 @@ async def test_genai_openai_chat_is_one_span(
     assert_one_chat(genai_openai, 11)
 
 
+@module_loop
 async def test_genai_openai_embeddings_is_one_span(
     genai_openai: Side, server: ProviderServer
 ) -> None:
@@ -186,6 +190,7 @@ def test_genai_openai_keeps_its_span_outside_langchain(
     assert OURS not in genai_openai.records(sc.GEN_AI_CLIENT_TOKEN_USAGE)
 
 
+@module_loop
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke", "stream", "astream"])
 async def test_genai_anthropic_chat_is_one_span(
     genai_anthropic: Side, server: ProviderServer, mode: str
@@ -226,7 +231,7 @@ def test_uninstrument_in_any_order_restores_the_sdk() -> None:
 
 APP = """
 import os, sys
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
@@ -245,6 +250,9 @@ OpenAIEmbeddings(
     model="text-embedding-3-small", base_url=url, api_key="sk-test",
     check_embedding_ctx_length=False, max_retries=0,
 ).embed_documents(["a"])
+print("METRICS-BEGIN", flush=True)
+metrics.get_meter_provider().force_flush()
+print("METRICS-END", flush=True)
 """
 
 
@@ -260,7 +268,8 @@ def test_under_opentelemetry_instrument_one_span_per_call(
         **os.environ,
         "PROVIDER_URL": server.openai_url,
         "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "console",
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_SERVICE_NAME": "interop-test",
     }
@@ -279,3 +288,27 @@ def test_under_opentelemetry_instrument_one_span_per_call(
         "GENAI otel_llm_usage | chat gpt-4o-mini",
         "GENAI otel_llm_usage | embeddings text-embedding-3-small",
     ]
+    exported = done.stdout.split("METRICS-BEGIN", 1)[1].split("METRICS-END", 1)[0]
+    records: dict[tuple[str, str, str], int] = {}
+    decoder = json.JSONDecoder()
+    text = exported.strip()
+    while text:
+        data, end = decoder.raw_decode(text)
+        text = text[end:].strip()
+        for resource in data["resource_metrics"]:
+            for scope in resource["scope_metrics"]:
+                for metric in scope["metrics"]:
+                    if metric["name"] != sc.GEN_AI_CLIENT_TOKEN_USAGE:
+                        continue
+                    for point in metric["data"]["data_points"]:
+                        key = (
+                            scope["scope"]["name"],
+                            point["attributes"][sc.GEN_AI_OPERATION_NAME],
+                            point["attributes"][sc.GEN_AI_TOKEN_TYPE],
+                        )
+                        records[key] = records.get(key, 0) + point["count"]
+    assert records == {
+        (OURS, "chat", "input"): 1,
+        (OURS, "chat", "output"): 1,
+        (OURS, "embeddings", "input"): 1,
+    }
