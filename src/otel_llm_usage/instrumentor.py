@@ -28,6 +28,7 @@ from .agents import (
     make_executor_stream,
     make_tool_call,
 )
+from .content import DetailsEvents
 from .custom_attributes import AttributePolicy
 from .embeddings import EmbeddingsPatcher
 from .package import _instruments
@@ -128,6 +129,8 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _pricing(kwargs),
             capture_content=config.capture_content(),
             content_max_length=config.content_max_length(),
+            content_on_span=config.content_on_span(),
+            content_events=_content_events(kwargs),
             attribute_policy=AttributePolicy(
                 kwargs.get("usage_attribute_keys") or config.attribute_keys(),
                 kwargs.get("usage_attribute_max_values") or config.attribute_max_values(),
@@ -186,6 +189,17 @@ def _exporting(tracer_provider: Any, meter_provider: Any) -> Callable[[], bool]:
         )
 
     return exporting
+
+
+def _content_events(kwargs: dict[str, Any]) -> DetailsEvents | None:
+    """The event emitter when content goes to events (``logger_provider=`` or the global
+    one; without an SDK logger provider the Logs API drops them)."""
+    if not config.content_in_events():
+        return None
+    from opentelemetry._logs import get_logger
+
+    logger_provider = kwargs.get("logger_provider")
+    return DetailsEvents(get_logger("otel_llm_usage", __version__, logger_provider, _SCHEMA_URL))
 
 
 def _pricing(kwargs: dict[str, Any]) -> Pricing | None:

@@ -233,6 +233,8 @@ class Telemetry:
         pricing: Any = None,
         capture_content: bool = False,
         content_max_length: int = 8192,
+        content_on_span: bool = True,
+        content_events: content.DetailsEvents | None = None,
         attribute_policy: AttributePolicy | None = None,
         estimate: bool = False,
         stream_usage: StreamUsagePolicy | None = None,
@@ -241,7 +243,11 @@ class Telemetry:
         self.tracer = tracer
         self.instruments = instruments
         self.pricing = pricing
+        # capture_content: collect messages at all; they go on the span (content_on_span)
+        # and/or into a gen_ai.client.inference.operation.details event (content_events)
         self.capture_content = capture_content
+        self.content_on_span = content_on_span
+        self.content_events = content_events
         self.content_max_length = content_max_length
         self.attribute_policy = attribute_policy or AttributePolicy()
         self.estimate = estimate
@@ -279,6 +285,7 @@ class CallRecorder:
         "_chunk_metadata",
         "_chunk_usage",
         "_chunks",
+        "_content_in",
         "_custom",
         "_done",
         "_first_chunk",
@@ -328,6 +335,7 @@ class CallRecorder:
             info.operation,
         )
         self._streamed_text: list[Any] | None = None
+        self._content_in: dict[str, Any] | None = None
         self._prompt = prompt if telemetry.estimate else None
         self.requested_usage = False  # set when we asked the provider for stream usage
         if telemetry.capture_content and prompt is not None and self.span.is_recording():
@@ -341,11 +349,12 @@ class CallRecorder:
         try:
             limit = self.telemetry.content_max_length
             system, messages = content.input_messages(prompt())
+            found = {sc.GEN_AI_INPUT_MESSAGES: content.bounded_json(messages, limit)}
             if system:
-                self.span.set_attribute(
-                    sc.GEN_AI_SYSTEM_INSTRUCTIONS, content.bounded_json(system, limit)
-                )
-            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, content.bounded_json(messages, limit))
+                found[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = content.bounded_json(system, limit)
+            self._content_in = found
+            if self.telemetry.content_on_span:
+                self.span.set_attributes(found)
         except Exception:
             logger.debug("otel-llm-usage: could not capture input messages", exc_info=True)
 
@@ -645,9 +654,14 @@ class CallRecorder:
                 and self._streamed_text is not None
             ):
                 reason = finish_reasons[0] if finish_reasons else None
-                attributes[sc.GEN_AI_OUTPUT_MESSAGES] = content.bounded_json(
+                output_json = content.bounded_json(
                     content.output_message(output, reason), self.telemetry.content_max_length
                 )
+                if self.telemetry.content_on_span:
+                    attributes[sc.GEN_AI_OUTPUT_MESSAGES] = output_json
+                events = self.telemetry.content_events
+                if events is not None:
+                    events.emit(span, info, self._content_in, output_json)
             span.set_attributes(attributes)
         span.end()
 
