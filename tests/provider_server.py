@@ -42,6 +42,9 @@ Usage is written as each provider writes it:
   error instead (an ``exception`` message, ``modelStreamErrorException``), and an error
   status names its AWS error code in ``x-amzn-ErrorType`` (e.g. ``ThrottlingException``).
 
+* OpenAI chat answers ``n`` choices when the request asks for them (one usage for the
+  call, as OpenAI reports it) and ``service_tier`` when the reply sets one.
+
 * Embeddings: OpenAI ``POST /v1/embeddings`` (Azure:
   ``/openai/deployments/{deployment}/embeddings``) answers one vector of ``dimensions``
   floats per input (base64 when the request asks, as the OpenAI SDK does by default) and
@@ -107,6 +110,7 @@ class Reply:
     used_input: int = 0  # Cohere only: the input tokens used, where ``input`` is billed
     headers: dict[str, str] = field(default_factory=dict)
     dimensions: int = 4  # embeddings: floats per vector
+    service_tier: str | None = None  # OpenAI: the response's service_tier
 
 
 @dataclass
@@ -259,23 +263,27 @@ def openai_events(reply: Reply, model: str, response_id: str, usage: bool) -> It
     yield b"data: [DONE]\n\n"
 
 
-def _openai_body(reply: Reply, model: str, response_id: str) -> dict[str, Any]:
-    return {
+def _openai_body(reply: Reply, model: str, response_id: str, n: int = 1) -> dict[str, Any]:
+    body = {
         "id": response_id,
         "object": "chat.completion",
         "created": 1700000000,
         "model": model,
         "choices": [
             {
-                "index": 0,
+                "index": index,
                 "message": {"role": "assistant", "content": reply.text, "refusal": None},
                 "logprobs": None,
                 "finish_reason": reply.finish_reason or "stop",
             }
+            for index in range(n)
         ],
         "usage": openai_usage(reply),
         "system_fingerprint": "fp_test",
     }
+    if reply.service_tier:
+        body["service_tier"] = reply.service_tier
+    return body
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -554,7 +562,7 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 payload = (
                     _anthropic_body(reply, model, response_id)
                     if api == "anthropic"
-                    else _openai_body(reply, model, response_id)
+                    else _openai_body(reply, model, response_id, int(body.get("n") or 1))
                 )
                 self._json(200, payload, headers)
                 return

@@ -535,6 +535,8 @@ def test_agent_with_tools_exports_to_a_collector() -> None:
     assert agent.parent_span_id == app.span_id
     assert {s.parent_span_id for s in spans if s not in (app, agent)} == {agent.span_id}
     assert {s.resource["service.name"] for s in spans} == {string("otel-llm-usage-agent-example")}
-    assert agent.attributes["gen_ai.usage.input_tokens"] == integer(91)
-    assert agent.attributes["gen_ai.usage.output_tokens"] == integer(24)
-    assert agent.attributes["gen_ai.usage.cost.amount"].value == pytest.approx(8.15e-05, rel=1e-12)
+    assert agent.attributes["llm_usage.agent.input_tokens"] == integer(91)
+    assert agent.attributes["llm_usage.agent.output_tokens"] == integer(24)
+    assert agent.attributes["llm_usage.agent.cost.amount"].value == pytest.approx(
+        8.15e-05, rel=1e-12
+    )

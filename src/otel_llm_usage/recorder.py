@@ -421,6 +421,11 @@ class CallRecorder:
             generations = getattr(result, "generations", None) or ()
             message = getattr(generations[0], "message", None) if generations else None
             metadata = getattr(message, "response_metadata", None) or {}
+            llm_output = getattr(result, "llm_output", None)
+            if len(generations) > 1 and isinstance(llm_output, Mapping):
+                # n > 1: LangChain merges llm_output (model, id) into a message only
+                # when there is one generation
+                metadata = {**llm_output, **metadata}
             finish_reasons = []
             for generation in generations:
                 reason = _finish_reason(
