@@ -13,8 +13,8 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
-from otel_llm_usage import track_usage
 from otel_llm_usage import semconv as sc
+from otel_llm_usage import track_usage
 from tests.provider_server import ProviderServer, Reply
 
 # genai-prices: gpt-4o-mini is $0.15 / $0.60 per million input / output tokens
