@@ -50,7 +50,8 @@ Usage is written as each provider writes it:
   floats per input (base64 when the request asks, as the OpenAI SDK does by default) and
   ``usage.prompt_tokens`` = ``input``; Bedrock ``invoke`` of a model id with ``embed`` in
   it answers Titan's body (``embedding``, ``inputTextTokenCount`` = ``input``) and the
-  ``X-Amzn-Bedrock-Input-Token-Count`` header.
+  ``X-Amzn-Bedrock-Input-Token-Count`` header; Cohere ``POST /v1/embed`` answers
+  ``embeddings.float`` and ``meta.billed_units.input_tokens`` = ``input``.
 
 * Cohere v2 chat (``POST /v2/chat``), not streaming only (the recorded
   ``lc_chain_stream_cohere_usage.yaml`` is the stream): ``usage.billed_units`` =
@@ -84,6 +85,7 @@ OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
 COHERE_PATH = "/v2/chat"
+COHERE_EMBED_PATH = "/v1/embed"
 BEDROCK_PREFIX = "/model/"
 BEDROCK_ACTIONS = ("invoke", "invoke-with-response-stream", "converse", "converse-stream")
 
@@ -467,6 +469,18 @@ def _openai_embeddings_body(reply: Reply, model: str, body: dict[str, Any]) -> d
     }
 
 
+def _cohere_embed_body(reply: Reply, body: dict[str, Any], number: int) -> dict[str, Any]:
+    texts = body.get("texts") or []
+    vectors = [_vector(reply.dimensions, index) for index in range(len(texts))]
+    return {
+        "id": reply.id or f"co-embed-{number}",
+        "response_type": "embeddings_by_type",
+        "embeddings": {"float": vectors},
+        "texts": texts,
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"input_tokens": reply.input}},
+    }
+
+
 def _is_token_list(inputs: list[Any]) -> bool:
     return bool(inputs) and all(isinstance(item, int) for item in inputs)
 
@@ -509,6 +523,8 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 api = "anthropic"
             elif path == COHERE_PATH:
                 api = "cohere"
+            elif path == COHERE_EMBED_PATH:
+                api, action = "cohere", "embed"
             elif path.startswith(BEDROCK_PREFIX) and path.rsplit("/", 1)[-1] in BEDROCK_ACTIONS:
                 api, action = "bedrock", path.rsplit("/", 1)[-1]
             elif path == OPENAI_PATH or (
@@ -547,6 +563,9 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             model = reply.model or str(body.get("model") or "unknown")
             if action == "embeddings":
                 self._json(200, _openai_embeddings_body(reply, model, body), headers)
+                return
+            if action == "embed":
+                self._json(200, _cohere_embed_body(reply, body, number), headers)
                 return
             if api == "cohere":
                 if body.get("stream"):

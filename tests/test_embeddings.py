@@ -183,3 +183,22 @@ def test_class_defined_after_instrument_and_uninstrument_restores(telemetry) -> 
         LangChainUsageInstrumentor().instrument(
             tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
         )
+
+
+async def test_cohere_embeddings_sync_and_async(telemetry, server) -> None:  # type: ignore[no-untyped-def]
+    from langchain_cohere import CohereEmbeddings
+
+    server.script(Reply(input=4, dimensions=3), Reply(input=2, dimensions=3))
+    model = CohereEmbeddings(
+        model="embed-english-v3.0",
+        base_url=server.url,
+        cohere_api_key="test",  # type: ignore[arg-type]
+    )  # type: ignore[call-arg]
+    assert [len(v) for v in model.embed_documents(["a", "b"])] == [3, 3]
+    assert len(await model.aembed_query("c")) == 3
+    assert [r.path for r in server.requests] == ["/v1/embed", "/v1/embed"]
+    spans = embeddings_spans(telemetry)
+    assert [s.name for s in spans] == ["embeddings embed-english-v3.0"] * 2
+    assert {s.attributes[sc.GEN_AI_PROVIDER_NAME] for s in spans} == {"cohere"}
+    assert [s.attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] for s in spans] == [4, 2]
+    assert telemetry.tokens("input") == 6

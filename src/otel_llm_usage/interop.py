@@ -12,7 +12,8 @@ the tokens twice in ``gen_ai.client.token.usage``. Two ways keep it to one:
   check: while one of our calls runs, :class:`ProviderHook` calls past their wrapper to
   the SDK method below it. The hook sits outermost on the SDK method, re-stacked after any
   instrumentor that wraps it later (:func:`install`), and also reads embeddings usage that
-  LangChain drops (OpenAI's ``usage.prompt_tokens``, Bedrock's input-token header).
+  LangChain drops (OpenAI's ``usage.prompt_tokens``, Bedrock's input-token header,
+  Cohere's ``meta.billed_units.input_tokens``).
 
 Outside our calls nothing changes: direct SDK calls keep their official spans.
 """
@@ -101,6 +102,14 @@ def _openai_input_tokens(result: Any) -> int | None:
     usage = getattr(result, "usage", None)
     tokens = getattr(usage, "prompt_tokens", None)
     return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) else None
+
+
+def _cohere_input_tokens(result: Any) -> int | None:
+    billed = getattr(getattr(result, "meta", None), "billed_units", None)
+    tokens = getattr(billed, "input_tokens", None)
+    if isinstance(tokens, (int, float)) and not isinstance(tokens, bool):
+        return int(tokens)
+    return None
 
 
 _BEDROCK_TOKEN_HEADER = "x-amzn-bedrock-input-token-count"
@@ -193,6 +202,8 @@ PROVIDER_METHODS: tuple[
         _openai_input_tokens,
         True,
     ),
+    ("cohere.client", "Client", "embed", _always, _cohere_input_tokens, False),
+    ("cohere.client", "AsyncClient", "embed", _always, _cohere_input_tokens, True),
     (
         "botocore.client",
         "BaseClient",
