@@ -9,8 +9,8 @@ provider packages). ``uninstrument()`` restores them all.
 
 LangChain returns only the vectors; the tokens come from the provider response, read by
 the provider hooks in ``interop.py`` (OpenAI and Azure OpenAI ``usage.prompt_tokens``,
-Bedrock's ``x-amzn-bedrock-input-token-count`` header, Cohere's billed input tokens). Without them the span says
-``llm_usage.usage.missing``.
+Bedrock's ``x-amzn-bedrock-input-token-count`` header, Cohere's billed input tokens).
+Without them the span says ``llm_usage.usage.missing``.
 """
 
 from __future__ import annotations
