@@ -312,3 +312,33 @@ def test_under_opentelemetry_instrument_one_span_per_call(
         (OURS, "chat", "output"): 1,
         (OURS, "embeddings", "input"): 1,
     }
+
+
+def test_marks_are_util_genai_data_with_fresh_dicts() -> None:
+    """What util-genai's check sees: its own data class, built without its 50-field
+    ``__init__``; each call gets its own dicts (the inner invocation writes to them)."""
+    import dataclasses
+
+    from opentelemetry import context
+    from opentelemetry.util.genai._embedding_invocation import EmbeddingData
+    from opentelemetry.util.genai._inference_invocation import InferenceData
+
+    from otel_llm_usage import interop
+
+    interop._MARKS.clear()
+    interop._load_marks()
+    try:
+        base = context.get_current()
+        first = interop.mark(base, sc.OPERATION_CHAT).get(sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY)
+        second = interop.mark(base, sc.OPERATION_CHAT).get(sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY)
+        embedding = interop.mark(base, sc.OPERATION_EMBEDDINGS).get(
+            sc.UTIL_GENAI_EMBEDDING_CONTEXT_KEY
+        )
+        assert isinstance(first, InferenceData) and isinstance(embedding, EmbeddingData)
+        assert first == InferenceData() and embedding == EmbeddingData()
+        assert dataclasses.asdict(first) == dataclasses.asdict(InferenceData())
+        assert first.attributes is not second.attributes
+        first.attributes["k"] = 1
+        assert second.attributes == {} and InferenceData().attributes == {}
+    finally:
+        interop._MARKS.clear()

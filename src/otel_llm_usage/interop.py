@@ -20,6 +20,7 @@ Outside our calls nothing changes: direct SDK calls keep their official spans.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
@@ -38,23 +39,46 @@ _MARKS: dict[str, tuple[str, Callable[[], Any]]] = {}
 
 
 def _load_marks() -> None:
-    """util-genai's data classes, if it is installed (checked at ``instrument()``)."""
-    _MARKS.clear()
+    """util-genai's data classes, once some instrumentation has loaded util-genai's
+    handler (checked at ``instrument()`` and after each other instrumentor's): with
+    util-genai installed but unused, our calls pay nothing for it."""
+    if _MARKS or "opentelemetry.util.genai.handler" not in sys.modules:
+        return
     try:
         inference = importlib.import_module("opentelemetry.util.genai._inference_invocation")
         embedding = importlib.import_module("opentelemetry.util.genai._embedding_invocation")
-    except ImportError:
-        return
+        inference_data = _cheap_factory(inference.InferenceData)
+        embedding_data = _cheap_factory(embedding.EmbeddingData)
     except Exception:
         logger.debug("otel-llm-usage: opentelemetry-util-genai unusable", exc_info=True)
         return
-    inference_data = getattr(inference, "InferenceData", None)
-    embedding_data = getattr(embedding, "EmbeddingData", None)
-    if inference_data is not None:
-        for operation in (sc.OPERATION_CHAT, sc.OPERATION_TEXT_COMPLETION):
-            _MARKS[operation] = (sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY, inference_data)
-    if embedding_data is not None:
-        _MARKS[sc.OPERATION_EMBEDDINGS] = (sc.UTIL_GENAI_EMBEDDING_CONTEXT_KEY, embedding_data)
+    for operation in (sc.OPERATION_CHAT, sc.OPERATION_TEXT_COMPLETION):
+        _MARKS[operation] = (sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY, inference_data)
+    _MARKS[sc.OPERATION_EMBEDDINGS] = (sc.UTIL_GENAI_EMBEDDING_CONTEXT_KEY, embedding_data)
+
+
+def _cheap_factory(data_class: type) -> Callable[[], Any]:
+    """Instances of a util-genai data class without its ``__init__`` (50 fields, ~9 µs):
+    the fields with plain defaults are read from the class, so only those made by a
+    default factory are set per instance (~0.5 µs)."""
+    fresh = [
+        (f.name, f.default_factory)
+        for f in dataclasses.fields(data_class)
+        if f.default_factory is not dataclasses.MISSING
+    ]
+    if any(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(data_class)
+    ):
+        return data_class  # a required field: build it the normal way
+
+    def make() -> Any:
+        data: Any = object.__new__(data_class)
+        for name, factory in fresh:
+            setattr(data, name, factory())
+        return data
+
+    return make
 
 
 def mark(context: otel_context.Context, operation: str) -> otel_context.Context:
@@ -82,6 +106,14 @@ def _foreign(layer: Any) -> bool:
     wrapper = getattr(layer, "_self_wrapper", None)
     module = getattr(wrapper, "__module__", None) or ""
     return module.startswith(_FOREIGN_PREFIXES)
+
+
+def _has_foreign(layer: Any) -> bool:
+    while hasattr(layer, "__wrapped__"):
+        if _foreign(layer):
+            return True
+        layer = layer.__wrapped__
+    return False
 
 
 def _peel(wrapped: Any) -> Any:
@@ -241,6 +273,8 @@ class Interop:
                 continue
             if _ours_outermost(owner, method):
                 continue
+            if tokens is None and not _has_foreign(vars(owner)[method]):
+                continue  # nothing to call past, no usage to read: no layer, no cost
             for hooked_owner, hooked_name, old in self.hooks:  # ours, now under another
                 if hooked_owner is owner and hooked_name == method:
                     old.alive = False
@@ -297,6 +331,7 @@ class _Restack:
         result = wrapped(*args, **kwargs)
         if self.alive:
             try:
+                _load_marks()
                 self.interop.stack()
             except Exception:
                 logger.debug("otel-llm-usage: could not re-stack provider hooks", exc_info=True)
