@@ -17,8 +17,9 @@ the trace with the most spans (``--trace-id`` to choose).
 Each row: the span's name and kind, indented under its parent; its bar on the time axis
 with its duration; and the attributes that matter here: on ``chat`` and
 ``invoke_agent`` spans ``gen_ai.usage.input_tokens``, ``output_tokens`` and
-``cost.amount``. A note under the rows checks each agent span against its chat spans
-(the agent span carries their sum) and the script exits with status 1 if they differ.
+``cost.amount`` (agent spans: their ``llm_usage.agent.*`` sums). A note under the rows
+checks each agent span against its chat spans (the agent span carries their sum) and the
+script exits with status 1 if they differ.
 
 Standard library only (the SVG is written as text), plus the SDK and the example for
 the in-process run.
@@ -48,6 +49,12 @@ STATUS = ("UNSET", "OK", "ERROR")
 INPUT = "gen_ai.usage.input_tokens"
 OUTPUT = "gen_ai.usage.output_tokens"
 COST = "gen_ai.usage.cost.amount"
+AGENT_KEYS = (
+    ("llm_usage.agent.input_tokens", INPUT),
+    ("llm_usage.agent.output_tokens", OUTPUT),
+    ("llm_usage.agent.cost.amount", COST),
+    ("llm_usage.agent.cost.currency", "gen_ai.usage.cost.currency"),
+)
 OPERATION = "gen_ai.operation.name"
 
 
@@ -70,6 +77,15 @@ class SpanRecord:
     scope: str = ""
     scope_version: str = ""
     service: str = ""
+    aliases: set[str] = field(default_factory=set)  # keys added below, not the span's
+
+    def __post_init__(self) -> None:
+        # an agent span carries its calls' sums under llm_usage.agent.* (not gen_ai.usage.*,
+        # which backends sum over spans): read them under the keys every row uses
+        for ours, key in AGENT_KEYS:
+            if ours in self.attributes and key not in self.attributes:
+                self.attributes[key] = self.attributes[ours]
+                self.aliases.add(key)
 
     @property
     def operation(self) -> str | None:
@@ -244,6 +260,7 @@ def write_otlp_json(spans: Sequence[SpanRecord], path: Path) -> None:
             "attributes": [
                 {"key": key, "value": _to_any_value(value)}
                 for key, value in span.attributes.items()
+                if key not in span.aliases
             ],
             "status": {"code": STATUS.index(span.status) if span.status in STATUS else 0},
         }
@@ -419,8 +436,9 @@ def key_attributes(span: SpanRecord, checks: dict[str, SumCheck]) -> str:
     a = span.attributes
     parts: list[str] = []
     if INPUT in a or OUTPUT in a:
+        prefix = "llm_usage.agent" if span.operation == "invoke_agent" else "gen_ai.usage"
         parts.append(
-            "gen_ai.usage: input_tokens="
+            f"{prefix}: input_tokens="
             + tspan(a.get(INPUT, ""), "input-tokens", fill=INK, font_weight="bold")
             + " output_tokens="
             + tspan(a.get(OUTPUT, ""), "output-tokens", fill=INK, font_weight="bold")
@@ -458,7 +476,7 @@ def tooltip(span: SpanRecord) -> str:
     lines = [
         f"{span.name} ({span.kind}, {duration_text(span.duration)})",
         f"span {span.span_id} parent {span.parent_id or '-'}",
-        *(f"{k} = {v}" for k, v in sorted(span.attributes.items())),
+        *(f"{k} = {v}" for k, v in sorted(span.attributes.items()) if k not in span.aliases),
     ]
     return escape("\n".join(lines))
 

@@ -469,10 +469,14 @@ def test_render_trace_draws_the_exported_spans(tmp_path: Path) -> None:
         assert row["span-name"] == row["data-name"] == span["name"]
         assert row["data-parent-id"] == span["parent"]
         attributes = span["attributes"]
-        if "gen_ai.usage.input_tokens" in attributes:
-            assert row["input-tokens"] == str(attributes["gen_ai.usage.input_tokens"])
-            assert row["output-tokens"] == str(attributes["gen_ai.usage.output_tokens"])
-            assert row["cost"] == f"${attributes['gen_ai.usage.cost.amount']:.8f}"
+        # agent spans: their calls' sums under llm_usage.agent.*
+        usage = (
+            "llm_usage.agent" if "llm_usage.agent.input_tokens" in attributes else "gen_ai.usage"
+        )
+        if f"{usage}.input_tokens" in attributes:
+            assert row["input-tokens"] == str(attributes[f"{usage}.input_tokens"])
+            assert row["output-tokens"] == str(attributes[f"{usage}.output_tokens"])
+            assert row["cost"] == f"${attributes[f'{usage}.cost.amount']:.8f}"
         else:
             assert "input-tokens" not in row and "cost" not in row
     # the tree: the agent under the app span, the calls and the tool under the agent
