@@ -213,8 +213,13 @@ class EmbeddingsPatcher:
         self._saved_hook = vars(Embeddings).get("__init_subclass__")
         patcher = self
 
+        saved = self._saved_hook
+
         def __init_subclass__(cls: Any, /, **kwargs: Any) -> None:
-            super(Embeddings, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+            if saved is not None:  # Embeddings' own hook, should a release add one
+                saved.__get__(None, cls)(**kwargs)
+            else:
+                super(Embeddings, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
             patcher.patch_class(cls)
 
         Embeddings.__init_subclass__ = classmethod(__init_subclass__)  # type: ignore[assignment]
