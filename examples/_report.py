@@ -20,16 +20,18 @@ def span_line(span: ReadableSpan) -> str:
     """The span's name and the attributes this package adds, on one line."""
     a: dict[str, Any] = dict(span.attributes or {})
     parts = [f"[span] {span.name}", f"provider={a.get('gen_ai.provider.name')}"]
-    if "gen_ai.usage.input_tokens" in a:
+    # agent spans carry their calls' sums under llm_usage.agent.*, model spans gen_ai.usage.*
+    usage = "llm_usage.agent" if "llm_usage.agent.input_tokens" in a else "gen_ai.usage"
+    if f"{usage}.input_tokens" in a:
         parts.append(
-            f"input={a['gen_ai.usage.input_tokens']}"
-            f" (cache_read={a.get('gen_ai.usage.cache_read.input_tokens', 0)})"
-            f" output={a['gen_ai.usage.output_tokens']}"
+            f"input={a[f'{usage}.input_tokens']}"
+            f" (cache_read={a.get(f'{usage}.cache_read.input_tokens', 0)})"
+            f" output={a[f'{usage}.output_tokens']}"
         )
     if a.get("llm_usage.usage.missing"):
         parts.append("usage=missing")
-    if "gen_ai.usage.cost.amount" in a:
-        parts.append(f"cost={usd(a['gen_ai.usage.cost.amount'])}")
+    if f"{usage}.cost.amount" in a:
+        parts.append(f"cost={usd(a[f'{usage}.cost.amount'])}")
     if a.get("llm_usage.price.missing"):
         parts.append("cost=unknown")
     if a.get("gen_ai.request.stream"):

@@ -176,9 +176,9 @@ def views(spans: Sequence[ReadableSpan], usage: UsageTracker, reader: MetricRead
         View(
             f"{agent.name} span",
             int(a["llm_usage.model_calls"]),
-            int(a["gen_ai.usage.input_tokens"]),
-            int(a["gen_ai.usage.output_tokens"]),
-            float(a["gen_ai.usage.cost.amount"]),
+            int(a["llm_usage.agent.input_tokens"]),
+            int(a["llm_usage.agent.output_tokens"]),
+            float(a["llm_usage.agent.cost.amount"]),
         ),
         View(
             "track_usage()",

@@ -20,10 +20,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "docs" / "span-tree.md"
-INPUT, OUTPUT, COST = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.cost.amount",
+# (input tokens, output tokens, cost) on a chat span, and the sums an agent span carries
+CHAT_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cost.amount")
+AGENT_KEYS = (
+    "llm_usage.agent.input_tokens",
+    "llm_usage.agent.output_tokens",
+    "llm_usage.agent.cost.amount",
 )
 
 
@@ -53,13 +55,18 @@ def record_agent_run(latency: float, tool_latency: float) -> list[Any]:
     return list(exporter.get_finished_spans())
 
 
+def is_agent(span: Any) -> bool:
+    return (span.attributes or {}).get("gen_ai.operation.name") == "invoke_agent"
+
+
 def label(span: Any) -> str:
     attributes = span.attributes or {}
+    inputs, outputs, cost = AGENT_KEYS if is_agent(span) else CHAT_KEYS
     text = f"{span.name} ({span.kind.name.lower()})"
-    if INPUT in attributes:
-        text += f" {attributes[INPUT]} in / {attributes[OUTPUT]} out"
-    if COST in attributes:
-        text += f" ${attributes[COST]:.8f}"
+    if inputs in attributes:
+        text += f" {attributes[inputs]} in / {attributes[outputs]} out"
+    if cost in attributes:
+        text += f" ${attributes[cost]:.8f}"
     return text.replace(":", " ").replace("#", " ")  # Mermaid's separators
 
 
@@ -75,12 +82,13 @@ def mismatched_agents(spans: Sequence[Any]) -> list[str]:
         return False
 
     wrong = []
-    for agent in (s for s in spans if s.name.startswith("invoke_agent")):
+    for agent in filter(is_agent, spans):
         chats = [s for s in spans if s.name.startswith("chat") and under(s, agent)]
-        for key in (INPUT, OUTPUT):
+        for key, total in zip(CHAT_KEYS[:2], AGENT_KEYS[:2], strict=True):
             summed = sum((s.attributes or {}).get(key, 0) for s in chats)
-            if (agent.attributes or {}).get(key) != summed:
-                wrong.append(f"{agent.name}: {key} {agent.attributes.get(key)} != {summed}")
+            carried = (agent.attributes or {}).get(total)
+            if carried != summed:
+                wrong.append(f"{agent.name}: {total} {carried} != {summed}")
     return wrong
 
 

@@ -47,6 +47,17 @@ Usage is written as each provider writes it:
   error instead (an ``exception`` message, ``modelStreamErrorException``), and an error
   status names its AWS error code in ``x-amzn-ErrorType`` (e.g. ``ThrottlingException``).
 
+* OpenAI chat answers ``n`` choices when the request asks for them (one usage for the
+  call, as OpenAI reports it) and ``service_tier`` when the reply sets one.
+
+* Embeddings: OpenAI ``POST /v1/embeddings`` (Azure:
+  ``/openai/deployments/{deployment}/embeddings``) answers one vector of ``dimensions``
+  floats per input (base64 when the request asks, as the OpenAI SDK does by default) and
+  ``usage.prompt_tokens`` = ``input``; Bedrock ``invoke`` of a model id with ``embed`` in
+  it answers Titan's body (``embedding``, ``inputTextTokenCount`` = ``input``) and the
+  ``X-Amzn-Bedrock-Input-Token-Count`` header; Cohere ``POST /v1/embed`` answers
+  ``embeddings.float`` and ``meta.billed_units.input_tokens`` = ``input``.
+
 * Cohere v2 chat (``POST /v2/chat``), not streaming only (the recorded
   ``lc_chain_stream_cohere_usage.yaml`` is the stream): ``usage.billed_units`` =
   (``input``, ``output``), ``usage.tokens`` = (``used_input``, ``output``),
@@ -76,9 +87,11 @@ from urllib.parse import unquote
 
 OPENAI_PATH = "/v1/chat/completions"
 RESPONSES_PATH = "/v1/responses"
+OPENAI_EMBEDDINGS_PATH = "/v1/embeddings"
 ANTHROPIC_PATH = "/v1/messages"
 AZURE_PREFIX = "/openai/deployments/"
 COHERE_PATH = "/v2/chat"
+COHERE_EMBED_PATH = "/v1/embed"
 BEDROCK_PREFIX = "/model/"
 BEDROCK_ACTIONS = ("invoke", "invoke-with-response-stream", "converse", "converse-stream")
 
@@ -104,6 +117,8 @@ class Reply:
     delta_usage: Literal["full", "output"] = "full"  # Anthropic message_delta usage
     used_input: int = 0  # Cohere only: the input tokens used, where ``input`` is billed
     headers: dict[str, str] = field(default_factory=dict)
+    dimensions: int = 4  # embeddings: floats per vector
+    service_tier: str | None = None  # OpenAI: the response's service_tier
 
 
 @dataclass
@@ -256,23 +271,27 @@ def openai_events(reply: Reply, model: str, response_id: str, usage: bool) -> It
     yield b"data: [DONE]\n\n"
 
 
-def _openai_body(reply: Reply, model: str, response_id: str) -> dict[str, Any]:
-    return {
+def _openai_body(reply: Reply, model: str, response_id: str, n: int = 1) -> dict[str, Any]:
+    body = {
         "id": response_id,
         "object": "chat.completion",
         "created": 1700000000,
         "model": model,
         "choices": [
             {
-                "index": 0,
+                "index": index,
                 "message": {"role": "assistant", "content": reply.text, "refusal": None},
                 "logprobs": None,
                 "finish_reason": reply.finish_reason or "stop",
             }
+            for index in range(n)
         ],
         "usage": openai_usage(reply),
         "system_fingerprint": "fp_test",
     }
+    if reply.service_tier:
+        body["service_tier"] = reply.service_tier
+    return body
 
 
 def responses_usage(reply: Reply) -> dict[str, Any]:
@@ -502,6 +521,44 @@ _ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded
 _BEDROCK_ERRORS = {429: "ThrottlingException", 500: "InternalServerException"}
 
 
+def _vector(dimensions: int, index: int) -> list[float]:
+    return [round(0.125 * (index + 1) * (d + 1), 3) for d in range(dimensions)]
+
+
+def _openai_embeddings_body(reply: Reply, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    inputs = body.get("input")
+    count = len(inputs) if isinstance(inputs, list) and not _is_token_list(inputs) else 1
+    dimensions = int(body.get("dimensions") or reply.dimensions)
+    data = []
+    for index in range(count):
+        vector: Any = _vector(dimensions, index)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": reply.input, "total_tokens": reply.input},
+    }
+
+
+def _cohere_embed_body(reply: Reply, body: dict[str, Any], number: int) -> dict[str, Any]:
+    texts = body.get("texts") or []
+    vectors = [_vector(reply.dimensions, index) for index in range(len(texts))]
+    return {
+        "id": reply.id or f"co-embed-{number}",
+        "response_type": "embeddings_by_type",
+        "embeddings": {"float": vectors},
+        "texts": texts,
+        "meta": {"api_version": {"version": "1"}, "billed_units": {"input_tokens": reply.input}},
+    }
+
+
+def _is_token_list(inputs: list[Any]) -> bool:
+    return bool(inputs) and all(isinstance(item, int) for item in inputs)
+
+
 def _error_body(api: str, reply: Reply) -> dict[str, Any]:
     message = f"scripted error {reply.status}"
     if api in ("bedrock", "cohere"):
@@ -542,12 +599,18 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 api = "responses"
             elif path == COHERE_PATH:
                 api = "cohere"
+            elif path == COHERE_EMBED_PATH:
+                api, action = "cohere", "embed"
             elif path.startswith(BEDROCK_PREFIX) and path.rsplit("/", 1)[-1] in BEDROCK_ACTIONS:
                 api, action = "bedrock", path.rsplit("/", 1)[-1]
             elif path == OPENAI_PATH or (
                 path.startswith(AZURE_PREFIX) and path.endswith("/chat/completions")
             ):
                 api = "openai"
+            elif path == OPENAI_EMBEDDINGS_PATH or (
+                path.startswith(AZURE_PREFIX) and path.endswith("/embeddings")
+            ):
+                api, action = "openai", "embeddings"
             else:
                 self._json(404, {"error": {"message": f"unknown path {self.path}"}}, {})
                 return
@@ -574,6 +637,12 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 self._bedrock(action, path, reply, number, headers)
                 return
             model = reply.model or str(body.get("model") or "unknown")
+            if action == "embeddings":
+                self._json(200, _openai_embeddings_body(reply, model, body), headers)
+                return
+            if action == "embed":
+                self._json(200, _cohere_embed_body(reply, body, number), headers)
+                return
             if api == "cohere":
                 if body.get("stream"):
                     self._json(400, {"message": "this server's Cohere API does not stream"}, {})
@@ -592,7 +661,7 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                 elif api == "responses":
                     payload = _responses_body(reply, model, response_id, "completed")
                 else:
-                    payload = _openai_body(reply, model, response_id)
+                    payload = _openai_body(reply, model, response_id, int(body.get("n") or 1))
                 self._json(200, payload, headers)
                 return
             if api == "anthropic":
@@ -610,7 +679,12 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             model = reply.model or unquote(path[len(BEDROCK_PREFIX) :].rsplit("/", 1)[0])
             response_id = reply.id or f"msg_bdrk_test_{number}"
             headers["x-amzn-RequestId"] = f"req-test-{number}"
-            if action == "invoke":  # InvokeModel's token counts are response headers
+            if action == "invoke" and "embed" in model:  # Titan text embeddings
+                headers["X-Amzn-Bedrock-Input-Token-Count"] = str(reply.input)
+                titan = {"embedding": _vector(reply.dimensions, 0)}
+                titan["inputTextTokenCount"] = reply.input  # type: ignore[assignment]
+                self._json(200, titan, headers)
+            elif action == "invoke":  # InvokeModel's token counts are response headers
                 headers["X-Amzn-Bedrock-Input-Token-Count"] = str(reply.input)
                 headers["X-Amzn-Bedrock-Output-Token-Count"] = str(reply.output)
                 headers["X-Amzn-Bedrock-Cache-Read-Input-Token-Count"] = str(reply.cache_read)

@@ -76,14 +76,14 @@ def assert_agent_run(
         "gen_ai.agent.name": "weather_agent",
         "gen_ai.provider.name": "openai",
         "llm_usage.model_calls": 2,
-        "gen_ai.usage.input_tokens": 1538,
-        "gen_ai.usage.output_tokens": 137,
-        "gen_ai.usage.cache_read.input_tokens": 0,
-        "gen_ai.usage.cache_creation.input_tokens": 0,
-        "gen_ai.usage.reasoning.output_tokens": 0,
-        "gen_ai.usage.cost.amount": pytest.approx(0.0009745, rel=1e-12),
-        "gen_ai.usage.cost.currency": "USD",
-        "gen_ai.usage.cost.source": "local",
+        # roll-ups under our names (gen_ai.usage.* stays on the inference spans only)
+        "llm_usage.agent.input_tokens": 1538,
+        "llm_usage.agent.output_tokens": 137,
+        "llm_usage.agent.cache_read.input_tokens": 0,
+        "llm_usage.agent.cache_creation.input_tokens": 0,
+        "llm_usage.agent.reasoning.output_tokens": 0,
+        "llm_usage.agent.cost.amount": pytest.approx(0.0009745, rel=1e-12),
+        "llm_usage.agent.cost.currency": "USD",
     }
     assert sum(c.attributes["gen_ai.usage.input_tokens"] for c in chats) == 1538
     assert sum(c.attributes["gen_ai.usage.output_tokens"] for c in chats) == 137
@@ -160,10 +160,10 @@ def test_nested_agents_each_sum_their_own_calls(telemetry):
     (boss,) = spans["invoke_agent boss"]
     (researcher,) = spans["invoke_agent researcher"]
     assert boss.attributes["llm_usage.model_calls"] == 4
-    assert boss.attributes["gen_ai.usage.input_tokens"] == 100 + 200 + 1538
-    assert boss.attributes["gen_ai.usage.output_tokens"] == 10 + 20 + 137
+    assert boss.attributes["llm_usage.agent.input_tokens"] == 100 + 200 + 1538
+    assert boss.attributes["llm_usage.agent.output_tokens"] == 10 + 20 + 137
     assert researcher.attributes["llm_usage.model_calls"] == 2
-    assert researcher.attributes["gen_ai.usage.input_tokens"] == 1538
+    assert researcher.attributes["llm_usage.agent.input_tokens"] == 1538
     assert "gen_ai.provider.name" in boss.attributes
 
 
@@ -261,18 +261,18 @@ def test_agent_runs_answered_by_the_llm_cache_count_cache_hits_not_missing_usage
     assert (
         second.attributes["llm_usage.model_calls"],
         second.attributes["llm_usage.cache_hits"],
-        second.attributes["gen_ai.usage.input_tokens"],
-        second.attributes["gen_ai.usage.output_tokens"],
+        second.attributes["llm_usage.agent.input_tokens"],
+        second.attributes["llm_usage.agent.output_tokens"],
     ) == (2, 1, 927, 105)
-    assert second.attributes["gen_ai.usage.cost.amount"] == pytest.approx(
+    assert second.attributes["llm_usage.agent.cost.amount"] == pytest.approx(
         927 * 0.5e-6 + 105 * 1.5e-6, rel=1e-12
     )
     assert (
         third.attributes["llm_usage.model_calls"],
         third.attributes["llm_usage.cache_hits"],
-        third.attributes["gen_ai.usage.input_tokens"],
-        third.attributes["gen_ai.usage.output_tokens"],
-        third.attributes["gen_ai.usage.cost.amount"],
+        third.attributes["llm_usage.agent.input_tokens"],
+        third.attributes["llm_usage.agent.output_tokens"],
+        third.attributes["llm_usage.agent.cost.amount"],
     ) == (2, 2, 0, 0, 0.0)
     for span in (first, second, third):
         assert "llm_usage.calls_without_usage" not in span.attributes

@@ -5,6 +5,7 @@ on the real path: real provider packages against the scripted local server
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -397,11 +398,11 @@ def test_agent_middleware_retry_and_model_fallback_roll_up_every_call(
 def test_responses_api_invoke_reports_every_token_class(
     telemetry: Telemetry, server: ProviderServer
 ) -> None:
-    server.script(RESPONSES_REPLY)
+    server.script(replace(RESPONSES_REPLY, id="resp_abc123"))
     message = responses_model(server, use_responses_api=True).invoke(PROMPT)
     assert message.text == "Spans all the way down."
     assert server.requests[-1].path == "/v1/responses"
     assert usage_of(telemetry) == (31, 57, 12, 40)
     (span,) = telemetry.model_spans()
-    assert span.attributes["gen_ai.response.id"] == "resp_test_1"
+    assert span.attributes["gen_ai.response.id"] == "resp_abc123"
     assert span.attributes["gen_ai.response.model"] == "o4-mini"

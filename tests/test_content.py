@@ -120,3 +120,62 @@ def test_secrets_never_reach_the_span(capturing):
         assert "hunter2" not in dumped
         assert span.attributes["server.address"] == "llm.internal.example"
         assert span.attributes["server.port"] == 8443
+
+
+# -- OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: util-genai's values ---------------
+
+
+def _events_run(telemetry, monkeypatch, value):
+    """Reinstrument with ``value`` and an SDK logger provider; one invoke; (span, events)."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+    instrumentor = LangChainUsageInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        logger_provider=logger_provider,
+    )
+    FakeChat().invoke([SystemMessage("Be brief."), HumanMessage("Tell me a joke")])
+    (span,) = telemetry.model_spans()
+    return span, [item.log_record for item in logs.get_finished_logs()]
+
+
+@pytest.mark.parametrize(
+    ("value", "on_span", "in_event"),
+    [
+        ("NO_CONTENT", False, False),
+        ("SPAN_ONLY", True, False),
+        ("EVENT_ONLY", False, True),
+        ("SPAN_AND_EVENT", True, True),
+        ("span_and_event", True, True),
+        ("true", True, False),
+        ("false", False, False),
+        ("bogus", False, False),
+    ],
+)
+def test_capture_modes(telemetry, monkeypatch, value, on_span, in_event):
+    span, events = _events_run(telemetry, monkeypatch, value)
+    assert bool(set(CONTENT_KEYS) & set(span.attributes)) is on_span
+    if on_span:
+        assert set(CONTENT_KEYS) <= set(span.attributes)
+    assert len(events) == (1 if in_event else 0)
+    if in_event:
+        (event,) = events
+        assert event.event_name == "gen_ai.client.inference.operation.details"
+        assert event.trace_id == span.context.trace_id
+        assert event.span_id == span.context.span_id
+        attributes = dict(event.attributes)
+        assert json.loads(attributes["gen_ai.system_instructions"]) == [
+            {"type": "text", "content": "Be brief."}
+        ]
+        assert json.loads(attributes["gen_ai.input.messages"]) == [
+            {"role": "user", "parts": [{"type": "text", "content": "Tell me a joke"}]}
+        ]
+        assert json.loads(attributes["gen_ai.output.messages"])[0]["role"] == "assistant"
+        assert attributes["gen_ai.operation.name"] == "chat"

@@ -26,8 +26,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from . import semconv as sc
 from .internal import internal_error
+from .keys import AGENT_RUNS_KEY
 from .outcome import error_type
-from .recorder import AGENT_RUNS_KEY, Telemetry
+from .recorder import Telemetry
 from .usage import Usage
 from .wrappers import (
     Wrapper,
@@ -135,16 +136,17 @@ class AgentRun:
                     if len(self.providers) == 1:
                         attributes[sc.GEN_AI_PROVIDER_NAME] = next(iter(self.providers))
                     if self.calls - self.calls_without_usage > 0:
-                        attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-                        attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
-                        attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
-                        attributes[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = (
+                        # our names: a backend summing gen_ai.usage.* over spans
+                        # would count an agent's calls twice
+                        attributes[sc.LLM_USAGE_AGENT_INPUT_TOKENS] = usage.input
+                        attributes[sc.LLM_USAGE_AGENT_OUTPUT_TOKENS] = usage.output
+                        attributes[sc.LLM_USAGE_AGENT_CACHE_READ_INPUT_TOKENS] = usage.cache_read
+                        attributes[sc.LLM_USAGE_AGENT_CACHE_CREATION_INPUT_TOKENS] = (
                             usage.cache_creation
                         )
-                        attributes[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning
-                        attributes[sc.GEN_AI_USAGE_COST_AMOUNT] = cost
-                        attributes[sc.GEN_AI_USAGE_COST_CURRENCY] = sc.COST_CURRENCY_USD
-                        attributes[sc.GEN_AI_USAGE_COST_SOURCE] = sc.COST_SOURCE_LOCAL
+                        attributes[sc.LLM_USAGE_AGENT_REASONING_OUTPUT_TOKENS] = usage.reasoning
+                        attributes[sc.LLM_USAGE_AGENT_COST_AMOUNT] = cost
+                        attributes[sc.LLM_USAGE_AGENT_COST_CURRENCY] = sc.COST_CURRENCY_USD
                     if self.unpriced:
                         attributes[sc.LLM_USAGE_PRICE_MISSING] = True
                     if self.calls_without_usage:

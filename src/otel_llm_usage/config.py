@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 
+from . import semconv as sc
+
 logger = logging.getLogger(__name__)
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -43,8 +45,47 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+_CAPTURE_MODES = {
+    sc.CONTENT_NO_CONTENT: sc.CONTENT_NO_CONTENT,
+    sc.CONTENT_SPAN_ONLY: sc.CONTENT_SPAN_ONLY,
+    sc.CONTENT_EVENT_ONLY: sc.CONTENT_EVENT_ONLY,
+    sc.CONTENT_SPAN_AND_EVENT: sc.CONTENT_SPAN_AND_EVENT,
+    **{value.upper(): sc.CONTENT_SPAN_ONLY for value in _TRUE},
+    **{value.upper(): sc.CONTENT_NO_CONTENT for value in _FALSE},
+}
+
+
+def capture_mode() -> str:
+    """``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``: util-genai's values
+    (``NO_CONTENT``, ``SPAN_ONLY``, ``EVENT_ONLY``, ``SPAN_AND_EVENT``, any case), so
+    one setting serves us and the official packages; ``true`` means ``SPAN_ONLY`` (what
+    it always meant here), ``false`` or unset ``NO_CONTENT``."""
+    raw = os.environ.get(CAPTURE_CONTENT_ENV)
+    if raw is None:
+        return sc.CONTENT_NO_CONTENT
+    found = _CAPTURE_MODES.get(raw.strip().upper())
+    if found is None:
+        logger.warning(
+            "otel-llm-usage: %s=%r is not one of %s or true/false; using NO_CONTENT",
+            CAPTURE_CONTENT_ENV,
+            raw,
+            ", ".join(sorted(set(_CAPTURE_MODES.values()))),
+        )
+        return sc.CONTENT_NO_CONTENT
+    return found
+
+
 def capture_content() -> bool:
-    return env_flag(CAPTURE_CONTENT_ENV)
+    """Whether message content is captured at all (on the span, in events or both)."""
+    return capture_mode() != sc.CONTENT_NO_CONTENT
+
+
+def content_on_span() -> bool:
+    return capture_mode() in (sc.CONTENT_SPAN_ONLY, sc.CONTENT_SPAN_AND_EVENT)
+
+
+def content_in_events() -> bool:
+    return capture_mode() in (sc.CONTENT_EVENT_ONLY, sc.CONTENT_SPAN_AND_EVENT)
 
 
 def content_max_length() -> int:

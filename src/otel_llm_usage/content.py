@@ -1,5 +1,7 @@
-"""Message content on spans, only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
-is true, in the GenAI semantic conventions' JSON shape::
+"""Message content, only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says
+so (``SPAN_ONLY`` or ``true``: span attributes; ``EVENT_ONLY``: a
+``gen_ai.client.inference.operation.details`` event, a log record in the span's context;
+``SPAN_AND_EVENT``: both; see ``config.py``), in the GenAI semantic conventions' JSON shape::
 
     gen_ai.system_instructions  [{"type": "text", "content": "..."}]
     gen_ai.input.messages       [{"role": "user", "parts": [{"type": "text", "content": "..."}]}]
@@ -13,8 +15,15 @@ never the model's settings, so API keys, headers and base-URL credentials cannot
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from opentelemetry import trace
+
+from . import semconv as sc
+
+logger = logging.getLogger(__name__)
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 _ELLIPSIS = "…"
@@ -121,3 +130,33 @@ def bounded_json(items: list[dict[str, Any]], max_length: int) -> str:
     if len(text) > max_length:
         text = json.dumps([{"truncated": True}])
     return text
+
+
+class DetailsEvents:
+    """Emits the ``gen_ai.client.inference.operation.details`` event of a call whose
+    content goes to events, on the Logs API (util-genai's event; a log record with the
+    span's context, so a backend links it to the span)."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def emit(
+        self, span: Any, info: Any, inputs: Mapping[str, Any] | None, output_json: str
+    ) -> None:
+        try:
+            attributes: dict[str, Any] = {
+                sc.GEN_AI_OPERATION_NAME: info.operation,
+                sc.GEN_AI_PROVIDER_NAME: info.provider,
+            }
+            if info.request_model:
+                attributes[sc.GEN_AI_REQUEST_MODEL] = info.request_model
+            if inputs:
+                attributes.update(inputs)
+            attributes[sc.GEN_AI_OUTPUT_MESSAGES] = output_json
+            self.logger.emit(
+                event_name=sc.GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS,
+                attributes=attributes,
+                context=trace.set_span_in_context(span),
+            )
+        except Exception:
+            logger.debug("otel-llm-usage: could not emit a content event", exc_info=True)

@@ -17,7 +17,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from wrapt import wrap_function_wrapper
 
-from . import config
+from . import config, interop
 from . import semconv as sc
 from .agents import (
     make_agent_stream,
@@ -29,7 +29,9 @@ from .agents import (
     make_executor_stream,
     make_tool_call,
 )
+from .content import DetailsEvents
 from .custom_attributes import AttributePolicy
+from .embeddings import EmbeddingsPatcher
 from .internal import internal_error
 from .metrics import instruments_for
 from .package import _instruments
@@ -150,6 +152,8 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _pricing(kwargs),
             capture_content=config.capture_content(),
             content_max_length=config.content_max_length(),
+            content_on_span=config.content_on_span(),
+            content_events=_content_events(kwargs),
             attribute_policy=AttributePolicy(
                 kwargs.get("usage_attribute_keys") or config.attribute_keys(),
                 kwargs.get("usage_attribute_max_values") or config.attribute_max_values(),
@@ -170,14 +174,31 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 internal_error(f"could not patch {module_name}.{path}; it is not instrumented")
                 continue
             self._patched.append((owner, attribute))
+        self._interop: interop.Interop | None = None
+        self._embeddings: EmbeddingsPatcher | None = None
+        try:
+            self._interop = interop.install()
+        except Exception:
+            internal_error("could not set up the interplay with other GenAI instrumentations")
+        try:
+            restack = self._interop.stack if self._interop is not None else (lambda: None)
+            self._embeddings = EmbeddingsPatcher(telemetry, restack)
+            self._embeddings.install()
+        except Exception:
+            internal_error("could not patch Embeddings; embeddings calls are not instrumented")
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        embeddings: Any = getattr(self, "_embeddings", None)
+        if embeddings is not None:
+            embeddings.uninstall()
+        interop.uninstall(getattr(self, "_interop", None))
+        self._embeddings = self._interop = None
         while self._patched:
             owner, attribute = self._patched.pop()
             unwrap(owner, attribute)
 
 
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+_SCHEMA_URL = sc.SCHEMA_URL
 
 
 def _no_op(provider: Any) -> bool:
@@ -202,6 +223,17 @@ def _exporting(tracer_provider: Any, meter_provider: Any) -> Callable[[], bool]:
         )
 
     return exporting
+
+
+def _content_events(kwargs: dict[str, Any]) -> DetailsEvents | None:
+    """The event emitter when content goes to events (``logger_provider=`` or the global
+    one; without an SDK logger provider the Logs API drops them)."""
+    if not config.content_in_events():
+        return None
+    from opentelemetry._logs import get_logger
+
+    logger_provider = kwargs.get("logger_provider")
+    return DetailsEvents(get_logger("otel_llm_usage", __version__, logger_provider, _SCHEMA_URL))
 
 
 def _pricing(kwargs: dict[str, Any]) -> Pricing | None:

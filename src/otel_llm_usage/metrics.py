@@ -164,14 +164,17 @@ class Instruments:
         cost: float | None,
         first_chunk: float | None = None,
         per_chunk: float | None = None,
+        output_tokens: bool = True,
     ) -> None:
-        """One call: the standard histograms (reported tokens only) and our totals."""
+        """One call: the standard histograms (reported tokens only; ``output_tokens``
+        False for operations that have none, such as embeddings) and our totals."""
         attributes = series.attributes
         self.duration.record(duration, attributes)
         if usage is not None and source == sc.USAGE_SOURCE_REPORTED:
             token_attributes = series.token_usage_attributes
             self.token_usage.record(usage.input, token_attributes[0])
-            self.token_usage.record(usage.output, token_attributes[1])
+            if output_tokens:
+                self.token_usage.record(usage.output, token_attributes[1])
         if first_chunk is not None:
             self.time_to_first_chunk.record(first_chunk, attributes)
         if per_chunk is not None:

@@ -29,6 +29,7 @@ class Outcome:
     response_model: str | None = None
     response_id: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
+    service_tier: str | None = None  # openai.response.service_tier
     cache_hit: bool = False  # LangChain's LLM cache answered: no provider request
     invalid_usage: str | None = None
     error: str | None = None  # error.type of a failed call
@@ -51,6 +52,11 @@ def chat_outcome(result: Any) -> Outcome:
     generations = getattr(result, "generations", None) or ()
     message = _first_message(result)
     metadata = getattr(message, "response_metadata", None) or {}
+    llm_output = getattr(result, "llm_output", None)
+    if len(generations) > 1 and isinstance(llm_output, Mapping):
+        # n > 1: LangChain merges llm_output (model, id) into a message only when there
+        # is one generation
+        metadata = {**llm_output, **metadata}
     reasons = []
     for generation in generations:
         reason = _finish_reason(
@@ -136,10 +142,12 @@ def error_outcome(exc: BaseException, parts: StreamParts) -> Outcome:
 def _response(
     metadata: Mapping[str, Any], message_id: Any, reasons: list[str], output: Any = None
 ) -> Outcome:
+    service_tier = metadata.get("service_tier")
     return Outcome(
         response_model=_response_model(metadata),
         response_id=_response_id(metadata, message_id),
         finish_reasons=reasons,
+        service_tier=service_tier if service_tier and isinstance(service_tier, str) else None,
         output=output,
     )
 

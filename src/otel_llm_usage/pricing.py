@@ -375,6 +375,8 @@ def _genai_prices_rates(provider_id: str, model: str, at: float) -> tuple[Rates 
     until = _next_change(found.prices, now)
     input_rate = _rate(getattr(price, "input_mtok", None))
     output_rate = _rate(getattr(price, "output_mtok", None))
+    if output_rate is None and input_rate is not None and "embed" in str(found.id):
+        output_rate = Decimal(0)  # embedding models are priced by input alone
     if input_rate is None or output_rate is None:
         return None, until
     owner = _owner(snapshot, provider, found)

@@ -94,6 +94,8 @@ _RELEVANT_KWARGS = (
     "seed",
     "frequency_penalty",
     "presence_penalty",
+    "n",
+    "service_tier",
 )
 
 _FLOAT_PARAMS = (
@@ -281,12 +283,21 @@ def build_model_info(model: Any, operation: str, stop: Any, kwargs: Mapping[str,
         stop_sequences = [stop_sequences]
     if isinstance(stop_sequences, (list, tuple)) and stop_sequences:
         attributes[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = tuple(str(s) for s in stop_sequences)
+    choices = _integer(_param(model, kwargs, ("n",)))
+    if choices is not None and choices != 1:
+        attributes[sc.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    service_tier = _param(model, kwargs, ("service_tier",))
+    if isinstance(service_tier, str) and service_tier and provider in _OPENAI_PROVIDERS:
+        attributes[sc.OPENAI_REQUEST_SERVICE_TIER] = service_tier
     address, port = parse_server(_endpoint(model))
     if address:
         attributes[sc.SERVER_ADDRESS] = address
         if port:
             attributes[sc.SERVER_PORT] = port
     return ModelInfo(operation, provider, request_model, attributes, address, port)
+
+
+_OPENAI_PROVIDERS = ("openai", "azure.ai.openai")
 
 
 _cache: dict[tuple[Any, ...], tuple[weakref.ref[Any], ModelInfo]] = {}

@@ -17,10 +17,11 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from . import content, estimate, tracking
+from . import content, estimate, interop, tracking
 from . import semconv as sc
 from .custom_attributes import AttributePolicy, Pairs, current_pairs
 from .internal import internal_error
+from .keys import ACTIVE_CALL_KEY, AGENT_RUNS_KEY
 from .metrics import Instruments
 from .outcome import (
     Outcome,
@@ -35,13 +36,6 @@ from .providers import ModelInfo
 from .stream_usage import StreamUsagePolicy
 from .usage import Usage
 
-# Context key under which the recorder of the running model call is stored, so a
-# LangChain method that calls another one for the same model makes no second span.
-ACTIVE_CALL_KEY = otel_context.create_key("otel_llm_usage.active_call")
-# Context key holding the agent runs (outermost first) a model call happens under; each
-# one sums the usage and cost of the calls below it.
-AGENT_RUNS_KEY = otel_context.create_key("otel_llm_usage.agent_runs")
-
 logger = logging.getLogger(__name__)
 
 
@@ -55,6 +49,8 @@ class Telemetry:
         pricing: Any = None,
         capture_content: bool = False,
         content_max_length: int = 8192,
+        content_on_span: bool = True,
+        content_events: content.DetailsEvents | None = None,
         attribute_policy: AttributePolicy | None = None,
         estimate: bool = False,
         stream_usage: StreamUsagePolicy | None = None,
@@ -63,7 +59,11 @@ class Telemetry:
         self.tracer = tracer
         self.instruments = instruments
         self.pricing = pricing
+        # capture_content: collect messages at all; they go on the span (content_on_span)
+        # and/or into a gen_ai.client.inference.operation.details event (content_events)
         self.capture_content = capture_content
+        self.content_on_span = content_on_span
+        self.content_events = content_events
         self.content_max_length = content_max_length
         self.attribute_policy = attribute_policy or AttributePolicy()
         self.estimate = estimate
@@ -114,6 +114,7 @@ class CallRecorder:
         "_absorbed",
         "_agent_runs",
         "_chunks",
+        "_content_in",
         "_custom",
         "_done",
         "_first_chunk",
@@ -155,10 +156,14 @@ class CallRecorder:
         if self._custom:
             attributes = {**attributes, **dict(self._custom)}
         self.span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
-        self.context = otel_context.set_value(
-            ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
+        self.context = interop.mark(
+            otel_context.set_value(
+                ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
+            ),
+            info.operation,
         )
         self._streamed_text: list[Any] | None = None
+        self._content_in: dict[str, Any] | None = None
         self._prompt = prompt if telemetry.estimate else None
         self.requested_usage = False  # set when we asked the provider for stream usage
         # Set when this model's own code called another model (a router, a guard): that
@@ -175,11 +180,12 @@ class CallRecorder:
         try:
             limit = self.telemetry.content_max_length
             system, messages = content.input_messages(prompt())
+            found = {sc.GEN_AI_INPUT_MESSAGES: content.bounded_json(messages, limit)}
             if system:
-                self.span.set_attribute(
-                    sc.GEN_AI_SYSTEM_INSTRUCTIONS, content.bounded_json(system, limit)
-                )
-            self.span.set_attribute(sc.GEN_AI_INPUT_MESSAGES, content.bounded_json(messages, limit))
+                found[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = content.bounded_json(system, limit)
+            self._content_in = found
+            if self.telemetry.content_on_span:
+                self.span.set_attributes(found)
         except Exception:
             internal_error("could not capture input messages")
 
@@ -314,7 +320,14 @@ class CallRecorder:
         instruments = self.telemetry.instruments
         series = instruments.series(info, outcome.response_model, outcome.error, self._custom)
         instruments.record_call(
-            series, end - self._start, usage, source, cost, first_chunk, per_chunk
+            series,
+            end - self._start,
+            usage,
+            source,
+            cost,
+            first_chunk,
+            per_chunk,
+            output_tokens=info.operation != sc.OPERATION_EMBEDDINGS,
         )
         self._add_to_totals(outcome, usage, source, cost)
 
@@ -357,9 +370,12 @@ class CallRecorder:
             attributes[sc.GEN_AI_RESPONSE_ID] = outcome.response_id
         if outcome.finish_reasons:
             attributes[sc.GEN_AI_RESPONSE_FINISH_REASONS] = outcome.finish_reasons
+        if outcome.service_tier:
+            attributes[sc.OPENAI_RESPONSE_SERVICE_TIER] = outcome.service_tier
         if usage is not None:
             attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = usage.input
-            attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
+            if self.info.operation != sc.OPERATION_EMBEDDINGS:
+                attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output
             if usage.cache_read:
                 attributes[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read
             if usage.cache_creation:
@@ -390,9 +406,14 @@ class CallRecorder:
             and self._streamed_text is not None
         ):
             reason = outcome.finish_reasons[0] if outcome.finish_reasons else None
-            attributes[sc.GEN_AI_OUTPUT_MESSAGES] = content.bounded_json(
+            output_json = content.bounded_json(
                 content.output_message(outcome.output, reason), self.telemetry.content_max_length
             )
+            if self.telemetry.content_on_span:
+                attributes[sc.GEN_AI_OUTPUT_MESSAGES] = output_json
+            events = self.telemetry.content_events
+            if events is not None:
+                events.emit(self.span, self.info, self._content_in, output_json)
         return attributes
 
     def _add_to_totals(

@@ -1,8 +1,12 @@
 """Every span attribute, metric name and well-known value we emit, in one place.
 
-GenAI names follow the OpenTelemetry GenAI semantic conventions (v1.41). Names with
-the ``llm_usage.`` prefix have no released convention yet and are ours.
+GenAI names follow the OpenTelemetry GenAI semantic conventions, semantic-conventions-genai
+v0.1.0 (their first standalone release, after semantic-conventions v1.41). Names with the
+``llm_usage.`` prefix have no released convention yet and are ours.
 """
+
+# The scope's schema URL (tracer and meter).
+SCHEMA_URL = "https://opentelemetry.io/schemas/gen-ai/0.1.0"
 
 # Span attributes: request
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
@@ -17,6 +21,11 @@ GEN_AI_REQUEST_SEED = "gen_ai.request.seed"
 GEN_AI_REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
 GEN_AI_REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
 GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+GEN_AI_EMBEDDINGS_DIMENSION_COUNT = "gen_ai.embeddings.dimension.count"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
 
 # Span attributes: response
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
@@ -31,7 +40,10 @@ GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 
-# Span attributes: cost (shaped like the open GenAI proposal)
+# Span attributes: cost, on inference and embeddings spans only, shaped like the open
+# proposal (semantic-conventions-genai PR #443: amount double, currency ISO 4217, source
+# provider|local). Agent spans carry their roll-ups under llm_usage.agent.* instead, so
+# a backend summing gen_ai.usage.cost.amount does not count a call twice.
 GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"
 GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
 GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
@@ -67,6 +79,14 @@ LLM_USAGE_STREAM_CLOSED_EARLY = "llm_usage.stream.closed_early"
 LLM_USAGE_STREAM_CHUNKS = "llm_usage.stream.chunks"
 LLM_USAGE_MODEL_CALLS = "llm_usage.model_calls"
 LLM_USAGE_CALLS_WITHOUT_USAGE = "llm_usage.calls_without_usage"
+# Agent roll-ups: the sums over the model calls below an agent span
+LLM_USAGE_AGENT_INPUT_TOKENS = "llm_usage.agent.input_tokens"
+LLM_USAGE_AGENT_OUTPUT_TOKENS = "llm_usage.agent.output_tokens"
+LLM_USAGE_AGENT_CACHE_READ_INPUT_TOKENS = "llm_usage.agent.cache_read.input_tokens"
+LLM_USAGE_AGENT_CACHE_CREATION_INPUT_TOKENS = "llm_usage.agent.cache_creation.input_tokens"
+LLM_USAGE_AGENT_REASONING_OUTPUT_TOKENS = "llm_usage.agent.reasoning.output_tokens"
+LLM_USAGE_AGENT_COST_AMOUNT = "llm_usage.agent.cost.amount"
+LLM_USAGE_AGENT_COST_CURRENCY = "llm_usage.agent.cost.currency"
 
 # Metric attributes
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
@@ -86,6 +106,7 @@ LLM_USAGE_REQUESTS = "llm_usage.requests"
 # Values
 OPERATION_CHAT = "chat"
 OPERATION_TEXT_COMPLETION = "text_completion"
+OPERATION_EMBEDDINGS = "embeddings"
 OPERATION_INVOKE_AGENT = "invoke_agent"
 OPERATION_EXECUTE_TOOL = "execute_tool"
 TOOL_TYPE_FUNCTION = "function"
@@ -102,6 +123,21 @@ USAGE_SOURCE_ERROR = "error"
 USAGE_SOURCE_INVALID = "invalid"  # the provider reported counts that cannot be real
 COST_CURRENCY_USD = "USD"
 COST_SOURCE_LOCAL = "local"
+
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT values (util-genai's names), plus
+# the older true/false (true: on the span, as this package always did).
+CONTENT_NO_CONTENT = "NO_CONTENT"
+CONTENT_SPAN_ONLY = "SPAN_ONLY"
+CONTENT_EVENT_ONLY = "EVENT_ONLY"
+CONTENT_SPAN_AND_EVENT = "SPAN_AND_EVENT"
+# The event that carries content when it goes to events (a log record)
+GEN_AI_CLIENT_INFERENCE_OPERATION_DETAILS = "gen_ai.client.inference.operation.details"
+
+# Context keys of opentelemetry-util-genai: a value there marks a running inference
+# (embedding) whose span describes the call, so util-genai based instrumentations of the
+# provider SDK below it make no second span and record no second set of metrics.
+UTIL_GENAI_INFERENCE_CONTEXT_KEY = "opentelemetry.genai.client.inference.context"
+UTIL_GENAI_EMBEDDING_CONTEXT_KEY = "opentelemetry.genai.client.embedding.context"
 
 # Bucket advice from the GenAI metrics conventions.
 DURATION_BUCKETS = (
@@ -136,38 +172,7 @@ TOKEN_BUCKETS = (
     16777216,
     67108864,
 )
-# The conventions give no advice for the chunk-timing histograms; these are the
-# ones advised for the server-side time-to-first-token and time-per-output-token.
-FIRST_CHUNK_BUCKETS = (
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-)
-PER_CHUNK_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-)
+# The conventions advise the duration buckets for the chunk-timing histograms too
+# (0.01 … 81.92 s: reasoning models take longer than 10 s to a first chunk).
+FIRST_CHUNK_BUCKETS = DURATION_BUCKETS
+PER_CHUNK_BUCKETS = DURATION_BUCKETS

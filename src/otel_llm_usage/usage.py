@@ -20,13 +20,10 @@ dict never invents a value; an unreadable one (a mapping whose methods raise) is
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .internal import internal_error
-
-logger = logging.getLogger(__name__)
 
 # No model call uses more: the largest context windows hold ~10^7 tokens. A larger
 # "count" is junk, and summed into a cumulative counter it can overflow OTLP's int64,

@@ -28,8 +28,9 @@ from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
 from . import semconv as sc
 from .internal import internal_error
+from .keys import ACTIVE_CALL_KEY
 from .providers import model_info
-from .recorder import ACTIVE_CALL_KEY, CallRecorder, Telemetry
+from .recorder import CallRecorder, Telemetry
 
 
 def _context_operations() -> tuple[Callable[..., Any], Callable[..., Any], Callable[[], Any]]:
