@@ -278,6 +278,7 @@ def test_bad_arguments_exit_2(capsys):
     assert "the following arguments are required: MODEL" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_installed_script():
     script = Path(sys.executable).with_name("otel-llm-usage")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "otel_llm_usage.cli"]
@@ -292,6 +293,7 @@ def test_installed_script():
     assert (result.returncode, result.stdout, result.stderr) == (0, GPT_4O_MINI, "")
 
 
+@pytest.mark.e2e
 def test_module_entry_point():
     env = {k: v for k, v in os.environ.items() if k != PRICES_ENV}
     result = subprocess.run(

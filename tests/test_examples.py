@@ -20,6 +20,8 @@ import pytest
 
 from otel_llm_usage.pricing import builtin_rates
 
+pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 OPENAI_CLIENT = "langchain_openai.ChatOpenAI"

@@ -38,6 +38,8 @@ from otlp_receiver import (
 import otel_llm_usage
 from otel_llm_usage import semconv as sc
 
+pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
+
 APP = Path(__file__).resolve().parent / "apps" / "otlp_app.py"
 INSTRUMENT = Path(sys.executable).parent / "opentelemetry-instrument"
 SERVICE = "otlp-e2e"

@@ -47,6 +47,8 @@ from test_deploy_config import (
 
 from otel_llm_usage import semconv as sc
 
+pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
+
 APP = Path(__file__).resolve().parent / "apps" / "metrics_app.py"
 INVOKES = 10
 STREAMS = 3
