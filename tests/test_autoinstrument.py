@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
+
 APP = '''
 import sys
 from typing import Any

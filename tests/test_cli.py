@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def test_check_ok(tmp_path, capsys):
     other.write_text('{"models": {"m": {"input": 1, "output": 2}}}')
     assert main(["prices", "check", str(path), str(other)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{path}: 2 model prices OK\n{other}: 1 model prices OK\n"
+    assert out == f"{path}: 2 model prices OK\n{other}: 1 model price OK\n"
     assert err == ""
 
 
@@ -69,11 +70,35 @@ def test_check_errors(tmp_path, capsys):
         f"{path}: models.negative.input: -1 must be a finite number >= 0",
         f"{path}: models.quoted.input: expected a number of USD per million tokens, "
         "got '3.0' (a string)",
-        f"{path}: models.typo.ouput: unknown field(s) ['ouput']; allowed: cache_read, "
-        "cache_write, input, output, provider, reasoning",
+        f"{path}: models.typo.ouput: unknown field; did you mean 'output'? (allowed: "
+        "cache_read, cache_write, input, output, provider, reasoning)",
         f"{path}: models.half.output: missing (required)",
         f"{path}: models.OK: the same model as models.ok; model names are matched "
         "case-insensitively",
+    ]
+
+
+def test_check_lists_every_problem_of_an_entry(tmp_path, capsys):
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "model:\n"
+        "  x: {input: 1, output: 2}\n"
+        "models:\n"
+        "  many: {input: 'x', cached_read: 1, colour: red, provider: 3}\n"
+        "  fine: {input: 1, output: 2}\n"
+    )
+    assert main(["prices", "check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    allowed = "(allowed: cache_read, cache_write, input, output, provider, reasoning)"
+    assert out == ""
+    assert err.splitlines() == [
+        f"{path}: model: unknown top-level field; did you mean 'models'?",
+        f"{path}: models.many.cached_read: unknown field; did you mean 'cache_read'? {allowed}",
+        f"{path}: models.many.colour: unknown field {allowed}",
+        f"{path}: models.many.output: missing (required)",
+        f"{path}: models.many.input: expected a number of USD per million tokens, got 'x' "
+        "(a string)",
+        f"{path}: models.many.provider: expected a provider name, got 3",
     ]
 
 
@@ -86,18 +111,74 @@ def test_check_unreadable_and_invalid(tmp_path, capsys):
     assert main(["prices", "check", str(bad), str(missing), str(good)]) == 1
     out, err = capsys.readouterr()
     assert out == f"{good}: 2 model prices OK\n"
+    with pytest.raises(json.JSONDecodeError) as invalid:  # its text differs by Python version
+        json.loads(bad.read_text())
     assert err.splitlines() == [
-        f"{bad}: not valid JSON: Expecting property name enclosed in double quotes: "
-        "line 1 column 30 (char 29)",
+        f"{bad}: not valid JSON: {invalid.value}",
         f"{missing}: cannot read the price file (No such file or directory)",
     ]
 
 
 def test_show_known(capsys):
-    assert main(["prices", "show", "gpt-4o-mini"]) == 0
+    assert main(["prices", "show", "gpt-4o-mini", "--provider", "openai"]) == 0
     out, err = capsys.readouterr()
     assert out == GPT_4O_MINI
     assert err == ""
+
+
+def test_show_searches_every_provider_when_none_is_given(capsys):
+    """Not only OpenAI's list: each provider that prices the model is named, and the
+    same rates through several providers are shown once."""
+    assert main(["prices", "show", "claude-3-5-sonnet-20241022"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    rates = (
+        "  input        3\n"
+        "  output       15\n"
+        "  cache_read   0.3\n"
+        "  cache_write  3.75\n"
+        "  reasoning    15 (the output rate)\n"
+    )
+    model = "claude-3-5-sonnet-20241022"
+    assert out == (
+        f"{model}: no --provider given, searched every provider; priced for anthropic, "
+        "azure.ai.openai, azure.ai.inference, aws.bedrock, gcp.vertex_ai, gcp.gemini, "
+        "gcp.gen_ai\n"
+        f"{model} (anthropic, azure.ai.openai, azure.ai.inference): USD per million tokens\n"
+        + rates
+        + "  source       genai-prices:anthropic/claude-3-5-sonnet\n"
+        f"{model} (aws.bedrock): USD per million tokens\n"
+        + rates
+        + f"  source       genai-prices:aws/regional.anthropic.{model}-v2:0\n"
+        f"{model} (gcp.vertex_ai, gcp.gemini, gcp.gen_ai): USD per million tokens\n"
+        + rates
+        + "  source       genai-prices:google/claude-3-5-sonnet\n"
+    )
+    assert main(["prices", "show", "gpt-4o-mini"]) == 0
+    out, _ = capsys.readouterr()
+    assert out == (
+        "gpt-4o-mini: no --provider given, searched every provider; priced for openai, "
+        "azure.ai.openai, azure.ai.inference\n"
+        + GPT_4O_MINI.replace("(openai)", "(openai, azure.ai.openai, azure.ai.inference)")
+    )
+
+
+def test_show_searches_the_providers_of_the_price_file(tmp_path, capsys):
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        "models:\n  acme-llm-1: {input: 1, output: 2}\n"
+        "  acme-llm-2: {provider: vllm, input: 3, output: 4}\n"
+    )
+    assert main(["prices", "show", "acme-llm-1", "--prices", str(path)]) == 0
+    assert main(["prices", "show", "acme-llm-2", "--prices", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[:2] + out.splitlines()[8:10] == [
+        "acme-llm-1: no --provider given, searched every provider; priced for any provider",
+        "acme-llm-1 (any provider): USD per million tokens",
+        "acme-llm-2: no --provider given, searched every provider; priced for vllm",
+        "acme-llm-2 (vllm): USD per million tokens",
+    ]
 
 
 def test_show_provider_and_tiers(capsys):
@@ -128,6 +209,7 @@ def test_show_with_a_price_file(tmp_path, capsys, monkeypatch):
     assert main(["prices", "show", "my-finetune", "--prices", str(path)]) == 0
     out, err = capsys.readouterr()
     assert out == (
+        "my-finetune: no --provider given, searched every provider; priced for openai\n"
         "my-finetune (openai): USD per million tokens\n"
         "  input        3\n"
         "  output       12\n"
@@ -140,7 +222,7 @@ def test_show_with_a_price_file(tmp_path, capsys, monkeypatch):
     # the environment's file, as the instrumentation reads it; its entry for another
     # provider does not apply
     monkeypatch.setenv(PRICES_ENV, str(path))
-    assert main(["prices", "show", "gpt-4o-mini"]) == 0
+    assert main(["prices", "show", "gpt-4o-mini", "--provider", "openai"]) == 0
     assert main(["prices", "show", "my-finetune", "--provider", "anthropic"]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines()[1:3] == ["  input        1", "  output       2"]
@@ -155,7 +237,8 @@ def test_show_with_a_broken_price_file(tmp_path, capsys):
     """As at runtime: the bad entries are left out (with a warning), the rest applies."""
     path = tmp_path / "prices.yaml"
     path.write_text("models:\n  gpt-4o-mini: {input: -1, output: 2}\n")
-    assert main(["prices", "show", "gpt-4o-mini", "--prices", str(path)]) == 0
+    show = ["prices", "show", "gpt-4o-mini", "--provider", "openai", "--prices", str(path)]
+    assert main(show) == 0
     out, err = capsys.readouterr()
     assert out == GPT_4O_MINI
     assert err == (
@@ -165,9 +248,13 @@ def test_show_with_a_broken_price_file(tmp_path, capsys):
 
 def test_show_unknown(capsys):
     assert main(["prices", "show", "acme-llm-1"]) == 1
+    assert main(["prices", "show", "acme-llm-1", "--provider", "openai"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
+        "otel-llm-usage: no price known for model 'acme-llm-1' of any provider "
+        "(looked in genai-prices); its calls get no cost. Add it to a price file "
+        f"(--prices, ${PRICES_ENV}).\n"
         "otel-llm-usage: no price known for model 'acme-llm-1' of provider 'openai' "
         "(looked in genai-prices); its calls get no cost. Add it to a price file "
         f"(--prices, ${PRICES_ENV}).\n"
@@ -190,12 +277,13 @@ def test_bad_arguments_exit_2(capsys):
     assert "the following arguments are required: MODEL" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_installed_script():
     script = Path(sys.executable).with_name("otel-llm-usage")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "otel_llm_usage.cli"]
     env = {k: v for k, v in os.environ.items() if k != PRICES_ENV}
     result = subprocess.run(
-        [*command, "prices", "show", "gpt-4o-mini"],
+        [*command, "prices", "show", "gpt-4o-mini", "--provider", "openai"],
         capture_output=True,
         text=True,
         env=env,
@@ -204,6 +292,7 @@ def test_installed_script():
     assert (result.returncode, result.stdout, result.stderr) == (0, GPT_4O_MINI, "")
 
 
+@pytest.mark.e2e
 def test_module_entry_point():
     env = {k: v for k, v in os.environ.items() if k != PRICES_ENV}
     result = subprocess.run(

@@ -18,6 +18,8 @@ import pytest
 
 from otel_llm_usage.pricing import builtin_rates
 
+pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 OPENAI_CLIENT = "langchain_openai.ChatOpenAI"
@@ -387,7 +389,6 @@ def test_fastapi_service_in_process(telemetry: Any, client: str) -> None:
 # --------------------------------------------------------------------------- the picture
 
 SCRIPTS = ROOT / "scripts"
-SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_the_committed_chart_is_a_rendered_trace() -> None:

@@ -385,7 +385,7 @@ VALID = "  my-model: {input: 1, output: 2}\n"
         (
             "unknown.yaml",
             "models:\n  bad: {input: 1, output: 2, inptu: 3}\n" + VALID,
-            "models.bad.inptu: unknown field(s) ['inptu']",
+            "models.bad.inptu: unknown field; did you mean 'input'?",
             True,
         ),
         (

@@ -3,13 +3,15 @@
 ::
 
     otel-llm-usage prices check prices.yaml [more.json ...]
-    otel-llm-usage prices show gpt-4o-mini [--provider openai] [--prices prices.yaml]
+    otel-llm-usage prices show claude-3-5-sonnet-20241022 [--provider anthropic] [--prices FILE]
 
 ``check`` is strict: every problem is listed on stderr (each naming the file and the
 field) and the exit status is 1; the instrumentation itself, given the same file, logs
 the same problems and keeps the valid entries. ``show`` prints the rates a call of the
 model would be priced at, with the user's file (``--prices``, else
-``OTEL_LLM_USAGE_PRICES``) applied as the instrumentation applies it.
+``OTEL_LLM_USAGE_PRICES``) applied as the instrumentation applies it; with no
+``--provider`` it searches every provider and says which matched (the same model may
+cost differently through a reseller: Anthropic's own API, Bedrock, Vertex AI).
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TextIO
 
-from .pricing import PRICES_ENV, PriceEntries, Pricing, Rate, Rates, load_price_file
+from .pricing import (
+    PRICES_ENV,
+    PriceEntries,
+    Pricing,
+    Rate,
+    Rates,
+    load_price_file,
+)
+from .providers import GENAI_PRICES_PROVIDERS, PROVIDER_NAMES
 from .version import __version__
-
-_DEFAULT_PROVIDER = "openai"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,10 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("model", metavar="MODEL", help="the model name as the provider reports it")
     show.add_argument(
         "--provider",
-        default=_DEFAULT_PROVIDER,
-        help="gen_ai.provider.name: openai (default), anthropic, aws.bedrock, "
-        "azure.ai.openai, gcp.gemini, gcp.vertex_ai, mistral_ai, ...; LangChain's "
-        "names (azure, bedrock, google_genai, ...) are accepted too",
+        help="the gen_ai.provider.name the calls carry: openai, anthropic, aws.bedrock, "
+        "azure.ai.openai, gcp.gemini, gcp.vertex_ai, mistral_ai, ...; LangChain's names "
+        "(azure, bedrock, google_genai, ...) are accepted too. Default: search every "
+        "provider and show each that has a price",
     )
     show.add_argument(
         "--prices",
@@ -89,31 +97,50 @@ def _check(args: argparse.Namespace) -> int:
         if errors:
             status = 1
         else:
-            print(f"{path}: {len(entries)} model prices OK")
+            count = len(entries)
+            print(f"{path}: {count} model price{'' if count == 1 else 's'} OK")
     return status
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .providers import PROVIDER_NAMES
-
-    provider = PROVIDER_NAMES.get(args.provider, args.provider)
     path = args.prices or os.environ.get(PRICES_ENV) or None
     entries: PriceEntries = {}
     if path is not None:
         entries, errors = load_price_file(path)
         for error in errors:  # left out, as the instrumentation leaves them out
             print(f"warning: {error} (left out)", file=sys.stderr)
-    rates = Pricing(entries, warn_missing=False).rates(provider, args.model)
-    if rates is None:
+    pricing = Pricing(entries, warn_missing=False)
+    if args.provider is not None:
+        provider = PROVIDER_NAMES.get(args.provider, args.provider)
+        searched = [provider]
+    else:  # every provider we know a price list of, and those of the user's file
+        searched = list(GENAI_PRICES_PROVIDERS)
+        searched += sorted({p for p, _ in entries if p is not None and p not in searched})
+    found: dict[Rates, list[str]] = {}  # the same rates, by the providers that get them
+    for provider in searched:
+        rates = pricing.rates(provider, args.model)
+        if rates is not None:
+            found.setdefault(rates, []).append(provider)
+    if not found:
         where = f"genai-prices or {path}" if path else "genai-prices"
+        of = f"provider {searched[0]!r}" if args.provider is not None else "any provider"
         print(
-            f"otel-llm-usage: no price known for model {args.model!r} of provider "
-            f"{provider!r} (looked in {where}); its calls get no cost. Add it to a price "
+            f"otel-llm-usage: no price known for model {args.model!r} of {of} "
+            f"(looked in {where}); its calls get no cost. Add it to a price "
             f"file (--prices, ${PRICES_ENV}).",
             file=sys.stderr,
         )
         return 1
-    _print_rates(args.model, provider, rates, sys.stdout)
+
+    def named(providers: list[str]) -> str:
+        everyone = args.provider is None and len(providers) == len(searched)
+        return "any provider" if everyone else ", ".join(providers)
+
+    if args.provider is None:
+        matched = ", ".join(named(providers) for providers in found.values())
+        print(f"{args.model}: no --provider given, searched every provider; priced for {matched}")
+    for rates, providers in found.items():
+        _print_rates(args.model, named(providers), rates, sys.stdout)
     return 0
 
 

@@ -27,6 +27,7 @@ and left out; the valid ones are kept.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -166,8 +167,45 @@ def _provider_name(value: str) -> str:
     return PROVIDER_NAMES.get(value, value)
 
 
+def _did_you_mean(name: str, allowed: frozenset[str]) -> str:
+    """The close allowed name of a misspelt field ("cached_read" → "cache_read"), or ""."""
+    close = difflib.get_close_matches(name, sorted(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _entry_errors(where: str, fields: Any) -> tuple[dict[str, Decimal], Any, list[str]]:
+    """The rates and provider of one entry, and every problem found in it."""
+    if not isinstance(fields, Mapping):
+        return {}, None, [f"{where}: expected a mapping of prices, got {fields!r}"]
+    allowed = ", ".join(sorted(_ALLOWED_FIELDS))
+    errors = [
+        f"{where}.{name}: unknown field{_did_you_mean(name, _ALLOWED_FIELDS)} (allowed: {allowed})"
+        for name in sorted(map(str, set(fields) - _ALLOWED_FIELDS))
+    ]
+    errors += [
+        f"{where}.{required}: missing (required)"
+        for required in ("input", "output")
+        if fields.get(required) is None
+    ]
+    rates: dict[str, Decimal] = {}
+    for name in _RATE_FIELDS:
+        if fields.get(name) is not None:
+            try:
+                rates[name] = _decimal(fields[name], f"{where}.{name}")
+            except PriceFileError as exc:
+                errors.append(str(exc))
+    provider = fields.get("provider")
+    if provider is not None:
+        if not isinstance(provider, str) or not provider:
+            errors.append(f"{where}.provider: expected a provider name, got {provider!r}")
+        else:
+            provider = _provider_name(provider)
+    return rates, provider, errors
+
+
 def parse_prices(data: Any, source: str) -> tuple[PriceEntries, list[str]]:
-    """Entries and the errors found. Valid entries are kept even when others are bad."""
+    """Entries and every error found. Valid entries are kept even when others are bad;
+    an entry with any problem is left out whole."""
     entries: PriceEntries = {}
     errors: list[str] = []
     if not isinstance(data, Mapping) or not isinstance(data.get("models"), Mapping):
@@ -175,47 +213,27 @@ def parse_prices(data: Any, source: str) -> tuple[PriceEntries, list[str]]:
             f"{source}: models: expected a top-level 'models' mapping of model → prices"
         ]
     for extra in sorted(map(str, set(data) - {"models"})):
-        errors.append(f"{source}: {extra}: unknown top-level field")
+        hint = _did_you_mean(extra, frozenset({"models"}))
+        errors.append(f"{source}: {extra}: unknown top-level field{hint}")
     written: dict[tuple[str | None, str], str] = {}  # key → the model name as written
     for model, fields in data["models"].items():
         where = f"{source}: models.{model}"
-        try:
-            if not isinstance(model, str) or not model.strip():
-                raise PriceFileError(f"{where}: a model name must be a non-empty string")
-            if not isinstance(fields, Mapping):
-                raise PriceFileError(f"{where}: expected a mapping of prices, got {fields!r}")
-            unknown = sorted(map(str, set(fields) - _ALLOWED_FIELDS))
-            if unknown:
-                raise PriceFileError(
-                    f"{where}.{unknown[0]}: unknown field(s) {unknown}; allowed: "
-                    f"{', '.join(sorted(_ALLOWED_FIELDS))}"
-                )
-            for required in ("input", "output"):
-                if fields.get(required) is None:
-                    raise PriceFileError(f"{where}.{required}: missing (required)")
-            rates = {
-                name: _decimal(fields[name], f"{where}.{name}")
-                for name in _RATE_FIELDS
-                if fields.get(name) is not None
-            }
-            provider = fields.get("provider")
-            if provider is not None:
-                if not isinstance(provider, str) or not provider:
-                    raise PriceFileError(
-                        f"{where}.provider: expected a provider name, got {provider!r}"
-                    )
-                provider = _provider_name(provider)
+        if not isinstance(model, str) or not model.strip():
+            errors.append(f"{where}: a model name must be a non-empty string")
+            continue
+        rates, provider, problems = _entry_errors(where, fields)
+        if not problems:
             key = (provider, model.lower())
             if key in written:
-                raise PriceFileError(
+                problems.append(
                     f"{where}: the same model as models.{written[key]}"
                     + (f" (provider {provider})" if provider else "")
                     + "; model names are matched case-insensitively"
                 )
-            written[key] = model
-            entries[key] = Rates(**rates, source=source, provider=provider)
-        except PriceFileError as exc:
-            errors.append(str(exc))
+            else:
+                written[key] = model
+                entries[key] = Rates(**rates, source=source, provider=provider)
+        errors += problems
     return entries, errors
 
 
