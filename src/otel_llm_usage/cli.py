@@ -17,14 +17,12 @@ cost differently through a reseller: Anthropic's own API, Bedrock, Vertex AI).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TextIO
 
 from .pricing import (
-    PRICES_ENV,
     PriceEntries,
     Pricing,
     Rate,
@@ -32,6 +30,7 @@ from .pricing import (
     load_price_file,
 )
 from .providers import GENAI_PRICES_PROVIDERS, PROVIDER_NAMES
+from .settings import PRICES_ENV, Settings
 from .version import __version__
 
 
@@ -103,7 +102,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    path = args.prices or os.environ.get(PRICES_ENV) or None
+    path = args.prices or Settings.from_env().prices
     entries: PriceEntries = {}
     if path is not None:
         entries, errors = load_price_file(path)

@@ -1,7 +1,7 @@
 """Message content, only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` says
 so (``SPAN_ONLY`` or ``true``: span attributes; ``EVENT_ONLY``: a
 ``gen_ai.client.inference.operation.details`` event, a log record in the span's context;
-``SPAN_AND_EVENT``: both; see ``config.py``), in the GenAI semantic conventions' JSON shape::
+``SPAN_AND_EVENT``: both; see ``settings.py``), in the GenAI semantic conventions' JSON shape::
 
     gen_ai.system_instructions  [{"type": "text", "content": "..."}]
     gen_ai.input.messages       [{"role": "user", "parts": [{"type": "text", "content": "..."}]}]

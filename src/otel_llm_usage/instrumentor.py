@@ -17,7 +17,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from wrapt import wrap_function_wrapper
 
-from . import config, interop
+from . import interop
 from . import semconv as sc
 from .agents import (
     make_agent_stream,
@@ -37,6 +37,7 @@ from .metrics import instruments_for
 from .package import _instruments
 from .pricing import Pricing
 from .recorder import Telemetry
+from .settings import Settings
 from .stream_usage import StreamUsagePolicy
 from .tracking import UsageTracker, counting
 from .version import __version__
@@ -146,20 +147,23 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         meter_provider = kwargs.get("meter_provider") or metrics.get_meter_provider()
         meter = metrics.get_meter("otel_llm_usage", __version__, meter_provider, _SCHEMA_URL)
+        settings = Settings.from_env()
         telemetry = Telemetry(
             tracer,
             instruments_for(meter_provider, meter),
-            _pricing(kwargs),
-            capture_content=config.capture_content(),
-            content_max_length=config.content_max_length(),
-            content_on_span=config.content_on_span(),
-            content_events=_content_events(kwargs),
+            _pricing(kwargs.get("prices") or settings.prices),
+            capture_content=settings.capture_content,
+            content_max_length=settings.content_max_length,
+            content_on_span=settings.content_on_span,
+            content_events=_content_events(settings, kwargs.get("logger_provider")),
             attribute_policy=AttributePolicy(
-                kwargs.get("usage_attribute_keys") or config.attribute_keys(),
-                kwargs.get("usage_attribute_max_values") or config.attribute_max_values(),
+                kwargs.get("usage_attribute_keys") or list(settings.attribute_keys),
+                kwargs.get("usage_attribute_max_values") or settings.attribute_max_values,
             ),
-            estimate=config.estimate(),
-            stream_usage=StreamUsagePolicy.from_env(),
+            estimate=settings.estimate,
+            stream_usage=StreamUsagePolicy(
+                settings.request_stream_usage, settings.stream_usage_hosts
+            ),
             exporting=_exporting(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
         )
         for module_name, path, factory, operation in PATCHES:
@@ -225,20 +229,19 @@ def _exporting(tracer_provider: Any, meter_provider: Any) -> Callable[[], bool]:
     return exporting
 
 
-def _content_events(kwargs: dict[str, Any]) -> DetailsEvents | None:
+def _content_events(settings: Settings, logger_provider: Any) -> DetailsEvents | None:
     """The event emitter when content goes to events (``logger_provider=`` or the global
     one; without an SDK logger provider the Logs API drops them)."""
-    if not config.content_in_events():
+    if not settings.content_in_events:
         return None
     from opentelemetry._logs import get_logger
 
-    logger_provider = kwargs.get("logger_provider")
     return DetailsEvents(get_logger("otel_llm_usage", __version__, logger_provider, _SCHEMA_URL))
 
 
-def _pricing(kwargs: dict[str, Any]) -> Pricing | None:
+def _pricing(prices: Any) -> Pricing | None:
     try:
-        return Pricing.from_settings(kwargs.get("prices"))
+        return Pricing.from_settings(prices)
     except Exception:
         logger.exception("otel-llm-usage: prices unavailable; calls get no cost")
         return None

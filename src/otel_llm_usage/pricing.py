@@ -43,11 +43,11 @@ from typing import Any
 
 from .internal import internal_error
 from .providers import GENAI_PRICES_PROVIDERS, PRICES_FALLBACKS, PROVIDER_NAMES
+from .settings import PRICES_ENV
 from .usage import Usage
 
 logger = logging.getLogger(__name__)
 
-PRICES_ENV = "OTEL_LLM_USAGE_PRICES"
 _MILLION = Decimal(1_000_000)
 
 # A rate: USD per million tokens, flat or by tiers of the call's input size
@@ -482,9 +482,7 @@ class Pricing:
 
     @classmethod
     def from_settings(cls, prices: Any = None) -> Pricing:
-        """``prices``: a path, a mapping shaped like the file, or None (then the env var)."""
-        if prices is None:
-            prices = os.environ.get(PRICES_ENV) or None
+        """``prices``: a path, a mapping shaped like the file, or None (no user prices)."""
         if prices is None:
             return cls()
         if isinstance(prices, Mapping):

@@ -33,9 +33,9 @@ class Provider:
 
 PROVIDERS = (
     Provider("openai", ("openai",), "openai"),
+    Provider("anthropic", ("anthropic",), "anthropic"),
     Provider("azure.ai.openai", ("azure", "azure_openai"), "azure", ("openai",)),
     Provider("azure.ai.inference", ("azure_ai",), "azure", ("openai",)),
-    Provider("anthropic", ("anthropic",), "anthropic"),
     Provider("aws.bedrock", ("amazon_bedrock", "bedrock", "bedrock_converse"), "aws"),
     Provider(
         "gcp.vertex_ai",

@@ -10,16 +10,13 @@ answer adds one usage chunk with empty content; the streamed text is unchanged.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from .settings import REQUEST_STREAM_USAGE_ENV
 
-REQUEST_STREAM_USAGE_ENV = "OTEL_LLM_USAGE_REQUEST_STREAM_USAGE"
-_TRUE = {"true", "1", "yes", "on", "all"}
-_FALSE = {"false", "0", "no", "off", ""}
+logger = logging.getLogger(__name__)
 
 
 class StreamUsagePolicy:
@@ -31,16 +28,6 @@ class StreamUsagePolicy:
         self._warned: set[str] = set()
         self._warned_missing: set[str] = set()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_env(cls) -> StreamUsagePolicy:
-        raw = (os.environ.get(REQUEST_STREAM_USAGE_ENV) or "").strip()
-        if raw.lower() in _FALSE:
-            return cls()
-        if raw.lower() in _TRUE:
-            return cls(True)
-        hosts = frozenset(h.strip().lower() for h in raw.split(",") if h.strip())
-        return cls(True, hosts)
 
     def applies(self, model: Any, kwargs: Mapping[str, Any], host: str | None) -> bool:
         """True when this call should ask: an OpenAI-style chat model, a matching host,
