@@ -617,20 +617,35 @@ def test_time_of_day_prices_follow_the_clock_through_the_memo():
         )
 
 
+def _a_start_date_price_change() -> tuple[str, float, float]:
+    """An Anthropic model of the installed genai-prices data whose price changes on a
+    start date: (model, the second before, the second it starts)."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from genai_prices.types import StartDateConstraint
+
+    (anthropic,) = [p for p in data_snapshot.get_snapshot().providers if p.id == "anthropic"]
+    usage = Usage(1_000_000, 1_000_000)
+    for model in anthropic.models:
+        for conditional in model.prices if isinstance(model.prices, list) else ():
+            if isinstance(conditional.constraint, StartDateConstraint):
+                day = datetime.combine(conditional.constraint.start_date, time(0), timezone.utc)
+                before, after = (day - timedelta(seconds=1)).timestamp(), day.timestamp()
+                if _reference(model.id, "anthropic", usage, before) != _reference(
+                    model.id, "anthropic", usage, after
+                ):
+                    return model.id, before, after
+    raise AssertionError("no start-date price change in genai-prices' Anthropic data")
+
+
 def test_start_date_prices_change_on_their_day():
-    """gemini-3.6-flash has a new price from 2027-01-01 (genai-prices' data)."""
-    now = [_epoch("2026-12-31T23:59:59+00:00")]
+    model, before_day, on_the_day = _a_start_date_price_change()
+    now = [before_day]
     pricing = Pricing(clock=lambda: now[0])
     usage = Usage(1_000_000, 1_000_000)
-    before = pricing.cost("gcp.gemini", "gemini-3.6-flash", usage)
-    now[0] = _epoch("2027-01-01T00:00:00+00:00")
-    after = pricing.cost("gcp.gemini", "gemini-3.6-flash", usage)
+    before = pricing.cost("anthropic", model, usage)
+    now[0] = on_the_day
+    after = pricing.cost("anthropic", model, usage)
     assert before != after
-    assert before == pytest.approx(
-        _reference("gemini-3.6-flash", "google", usage, _epoch("2026-12-31T23:59:59+00:00")),
-        rel=1e-12,
-    )
-    assert after == pytest.approx(
-        _reference("gemini-3.6-flash", "google", usage, _epoch("2027-01-01T00:00:00+00:00")),
-        rel=1e-12,
-    )
+    assert before == pytest.approx(_reference(model, "anthropic", usage, before_day), rel=1e-12)
+    assert after == pytest.approx(_reference(model, "anthropic", usage, on_the_day), rel=1e-12)
