@@ -127,7 +127,7 @@ def test_a_patch_target_that_fails_to_import_is_skipped_and_the_rest_instrumente
     the module raises TypeError, not ImportError."""
     from fakes import FakeChat
 
-    from otel_llm_usage import instrumentor as module
+    from otel_llm_usage.patch import instrumentor as module
 
     (tmp_path / "broken_graph_package.py").write_text("raise TypeError('incompatible')\n")
     monkeypatch.syspath_prepend(str(tmp_path))

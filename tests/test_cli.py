@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from otel_llm_usage.cli import main
-from otel_llm_usage.pricing import PRICES_ENV
+from otel_llm_usage.record.pricing import PRICES_ENV
 
 GOOD = (
     "models:\n"

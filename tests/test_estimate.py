@@ -7,7 +7,7 @@ import pytest
 from fakes import FakeChat, FakeCompletion
 
 from otel_llm_usage import LangChainUsageInstrumentor, track_usage
-from otel_llm_usage.estimate import counter_for
+from otel_llm_usage.record.estimate import counter_for
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from otel_llm_usage.pricing import builtin_rates
+from otel_llm_usage.record.pricing import builtin_rates
 
 pytestmark = pytest.mark.e2e  # real processes: `pytest -m "not e2e"` leaves them out
 

@@ -9,7 +9,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_llm_usage import LangChainUsageInstrumentor
-from otel_llm_usage.instrumentor import PATCHES, _owner
+from otel_llm_usage.patch.instrumentor import PATCHES, _owner
 
 
 def current(owner: object, attribute: str) -> object:

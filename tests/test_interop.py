@@ -323,7 +323,7 @@ def test_marks_are_util_genai_data_with_fresh_dicts() -> None:
     from opentelemetry.util.genai._embedding_invocation import EmbeddingData
     from opentelemetry.util.genai._inference_invocation import InferenceData
 
-    from otel_llm_usage import interop
+    from otel_llm_usage.patch import interop
 
     interop._MARKS.clear()
     interop._load_marks()

@@ -26,7 +26,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llm_usage import LangChainUsageInstrumentor
-from otel_llm_usage.pricing import (
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.record.pricing import (
     PRICES_ENV,
     Pricing,
     Rates,
@@ -34,7 +35,6 @@ from otel_llm_usage.pricing import (
     load_price_file,
     parse_prices,
 )
-from otel_llm_usage.usage import Usage
 
 COST = "gen_ai.usage.cost.amount"
 USAGE_KEYS = (
@@ -91,7 +91,7 @@ def price_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "otel_llm_usage.pricing" and r.levelno == logging.ERROR
+        if r.name == "otel_llm_usage.record.pricing" and r.levelno == logging.ERROR
     ]
 
 
@@ -519,7 +519,7 @@ def test_unknown_model_has_no_cost_and_warns_once(telemetry, caplog):
     warnings = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "otel_llm_usage.pricing" and r.levelno == logging.WARNING
+        if r.name == "otel_llm_usage.record.pricing" and r.levelno == logging.WARNING
     ]
     assert len(warnings) == 2
     assert "'acme-llm-1' of provider 'openai'" in warnings[0]

@@ -23,7 +23,7 @@ from opentelemetry.trace import StatusCode
 from provider_server import ProviderServer, Reply, anthropic_events, openai_events
 
 from otel_llm_usage import LangChainUsageInstrumentor
-from otel_llm_usage.pricing import builtin_rates
+from otel_llm_usage.record.pricing import builtin_rates
 
 # One server and one event loop for the module: langchain-openai and langchain-anthropic
 # cache their async HTTP clients by base URL, and a client must stay on one loop.

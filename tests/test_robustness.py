@@ -115,9 +115,9 @@ def test_recorder_survives_hostile_inputs(items: list[Any]):
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.trace import TracerProvider
 
-    from otel_llm_usage.metrics import instruments_for
-    from otel_llm_usage.providers import model_info
-    from otel_llm_usage.recorder import Telemetry
+    from otel_llm_usage.extract.providers import model_info
+    from otel_llm_usage.record.metrics import instruments_for
+    from otel_llm_usage.record.recorder import Telemetry
 
     meter_provider = MeterProvider()
     telemetry = Telemetry(

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
 from otel_llm_usage import LangChainUsageInstrumentor, ModelUsage, UsageTracker, track_usage
-from otel_llm_usage.tracking import active_trackers
+from otel_llm_usage.record.tracking import active_trackers
 
 TURBO = ("openai", "gpt-3.5-turbo-0125")
 TURBO_COST = 2.95e-05  # 11 x $0.50 + 16 x $1.50 per million: exact as a float

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from otel_llm_usage.usage import (
+from otel_llm_usage.extract.usage import (
     InvalidUsage,
     Usage,
     from_chat_result,

@@ -22,16 +22,16 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TextIO
 
-from .pricing import (
+from otel_llm_usage.extract.providers import GENAI_PRICES_PROVIDERS, PROVIDER_NAMES
+from otel_llm_usage.record.pricing import (
     PriceEntries,
     Pricing,
     Rate,
     Rates,
     load_price_file,
 )
-from .providers import GENAI_PRICES_PROVIDERS, PROVIDER_NAMES
-from .settings import PRICES_ENV, Settings
-from .version import __version__
+from otel_llm_usage.settings import PRICES_ENV, Settings
+from otel_llm_usage.version import __version__
 
 
 def _parser() -> argparse.ArgumentParser:

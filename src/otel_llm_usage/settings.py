@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from . import semconv as sc
+from otel_llm_usage import semconv as sc
 
 logger = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 
-from . import semconv as sc
-from .internal import internal_error
-from .keys import ACTIVE_CALL_KEY
-from .providers import model_info
-from .recorder import CallRecorder, Telemetry
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract.providers import model_info
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.keys import ACTIVE_CALL_KEY
+from otel_llm_usage.record.recorder import CallRecorder, Telemetry
 
 
 def _context_operations() -> tuple[Callable[..., Any], Callable[..., Any], Callable[[], Any]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from . import semconv as sc
+from otel_llm_usage import semconv as sc
 
 logger = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from typing import Any
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from wrapt import wrap_function_wrapper
 
-from . import semconv as sc
-from .internal import internal_error
-from .keys import ACTIVE_CALL_KEY
-from .outcome import Outcome
-from .providers import ModelInfo, _endpoint, parse_server
-from .recorder import CallRecorder, Telemetry
-from .usage import Usage
-from .wrappers import current_context, run_async_call, run_call
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract.outcome import Outcome
+from otel_llm_usage.extract.providers import ModelInfo, _endpoint, parse_server
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.keys import ACTIVE_CALL_KEY
+from otel_llm_usage.record.recorder import CallRecorder, Telemetry
+from otel_llm_usage.wrap.wrappers import current_context, run_async_call, run_call
 
 _SYNC_METHODS = ("embed_documents", "embed_query")
 _ASYNC_METHODS = ("aembed_documents", "aembed_query")

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .usage import (
+from otel_llm_usage.extract.usage import (
     InvalidUsage,
     Usage,
     from_chat_result,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from .usage import Usage
+from otel_llm_usage.extract.usage import Usage
 
 _active: ContextVar[tuple[UsageTracker, ...]] = ContextVar("otel_llm_usage_trackers", default=())
 

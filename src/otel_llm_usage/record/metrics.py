@@ -13,10 +13,10 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 
-from . import semconv as sc
-from .custom_attributes import Pairs
-from .providers import ModelInfo
-from .usage import Usage
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract.providers import ModelInfo
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.record.custom_attributes import Pairs
 
 _TOKEN_TYPES = (
     sc.TOKEN_TYPE_INPUT,

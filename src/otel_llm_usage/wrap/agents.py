@@ -24,13 +24,13 @@ from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from . import semconv as sc
-from .internal import internal_error
-from .keys import AGENT_RUNS_KEY
-from .outcome import error_type
-from .recorder import Telemetry
-from .usage import Usage
-from .wrappers import (
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract.outcome import error_type
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.keys import AGENT_RUNS_KEY
+from otel_llm_usage.record.recorder import Telemetry
+from otel_llm_usage.wrap.wrappers import (
     Wrapper,
     current_context,
     run_async_call,

@@ -41,10 +41,14 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from .internal import internal_error
-from .providers import GENAI_PRICES_PROVIDERS, PRICES_FALLBACKS, PROVIDER_NAMES
-from .settings import PRICES_ENV
-from .usage import Usage
+from otel_llm_usage.extract.providers import (
+    GENAI_PRICES_PROVIDERS,
+    PRICES_FALLBACKS,
+    PROVIDER_NAMES,
+)
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.settings import PRICES_ENV
 
 logger = logging.getLogger(__name__)
 

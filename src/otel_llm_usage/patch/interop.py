@@ -29,9 +29,9 @@ from typing import Any
 import wrapt
 from opentelemetry import context as otel_context
 
-from . import semconv as sc
-from .internal import internal_error
-from .keys import ACTIVE_CALL_KEY
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.keys import ACTIVE_CALL_KEY
 
 # operation → (util-genai context key, the util-genai data class its check wants)
 _MARKS: dict[str, tuple[str, Callable[[], Any]]] = {}

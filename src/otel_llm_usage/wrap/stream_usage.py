@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .settings import REQUEST_STREAM_USAGE_ENV
+from otel_llm_usage.settings import REQUEST_STREAM_USAGE_ENV
 
 logger = logging.getLogger(__name__)
 

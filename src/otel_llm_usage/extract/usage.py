@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .internal import internal_error
+from otel_llm_usage.internal import internal_error
 
 # No model call uses more: the largest context windows hold ~10^7 tokens. A larger
 # "count" is junk, and summed into a cumulative counter it can overflow OTLP's int64,

@@ -17,13 +17,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from . import content, estimate, interop, tracking
-from . import semconv as sc
-from .custom_attributes import AttributePolicy, Pairs, current_pairs
-from .internal import internal_error
-from .keys import ACTIVE_CALL_KEY, AGENT_RUNS_KEY
-from .metrics import Instruments
-from .outcome import (
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract import content
+from otel_llm_usage.extract.outcome import (
     Outcome,
     StreamParts,
     chat_outcome,
@@ -32,9 +28,15 @@ from .outcome import (
     message_outcome,
     stream_outcome,
 )
-from .providers import ModelInfo
-from .stream_usage import StreamUsagePolicy
-from .usage import Usage
+from otel_llm_usage.extract.providers import ModelInfo
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.keys import ACTIVE_CALL_KEY, AGENT_RUNS_KEY
+from otel_llm_usage.patch import interop
+from otel_llm_usage.record import estimate, tracking
+from otel_llm_usage.record.custom_attributes import AttributePolicy, Pairs, current_pairs
+from otel_llm_usage.record.metrics import Instruments
+from otel_llm_usage.wrap.stream_usage import StreamUsagePolicy
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from .internal import internal_error
-from .usage import Usage
+from otel_llm_usage.extract.usage import Usage
+from otel_llm_usage.internal import internal_error
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,19 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 from wrapt import wrap_function_wrapper
 
-from . import interop
-from . import semconv as sc
-from .agents import (
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.extract.content import DetailsEvents
+from otel_llm_usage.internal import internal_error
+from otel_llm_usage.package import _instruments
+from otel_llm_usage.patch import interop
+from otel_llm_usage.record.custom_attributes import AttributePolicy
+from otel_llm_usage.record.metrics import instruments_for
+from otel_llm_usage.record.pricing import Pricing
+from otel_llm_usage.record.recorder import Telemetry
+from otel_llm_usage.record.tracking import UsageTracker, counting
+from otel_llm_usage.settings import Settings
+from otel_llm_usage.version import __version__
+from otel_llm_usage.wrap.agents import (
     make_agent_stream,
     make_async_agent_stream,
     make_async_executor_call,
@@ -29,19 +39,9 @@ from .agents import (
     make_executor_stream,
     make_tool_call,
 )
-from .content import DetailsEvents
-from .custom_attributes import AttributePolicy
-from .embeddings import EmbeddingsPatcher
-from .internal import internal_error
-from .metrics import instruments_for
-from .package import _instruments
-from .pricing import Pricing
-from .recorder import Telemetry
-from .settings import Settings
-from .stream_usage import StreamUsagePolicy
-from .tracking import UsageTracker, counting
-from .version import __version__
-from .wrappers import (
+from otel_llm_usage.wrap.embeddings import EmbeddingsPatcher
+from otel_llm_usage.wrap.stream_usage import StreamUsagePolicy
+from otel_llm_usage.wrap.wrappers import (
     Wrapper,
     make_async_call,
     make_async_events,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import semconv as sc
-from .internal import internal_error
+from otel_llm_usage import semconv as sc
+from otel_llm_usage.internal import internal_error
 
 
 @dataclass(frozen=True)

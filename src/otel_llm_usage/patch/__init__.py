@@ -1,0 +1,1 @@
+"""Patch: what is wrapped in LangChain (and next to other instrumentations)."""

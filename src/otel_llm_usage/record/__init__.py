@@ -1,0 +1,1 @@
+"""Record: a call's outcome turned into spans, metrics, prices and totals."""

@@ -1,0 +1,1 @@
+"""Wrap: the wrapper shapes around LangChain's convergence points."""
