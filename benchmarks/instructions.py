@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import gc
 import os
 import re
 import statistics
@@ -153,13 +154,18 @@ def bodies() -> dict[str, Callable[[], Any]]:
 def run_loop(
     name: str, body: Callable[[], Any], n: int, before: Callable[[], Any], after: Callable[[], Any]
 ) -> None:
-    """N calls of ``body``: ``before()`` just before them, ``after()`` just after."""
+    """N calls of ``body``: ``before()`` just before them, ``after()`` just after. What
+    lived before is frozen out of the cyclic GC, so its collections cost what these calls
+    allocate, not what the process happens to hold (a full collection landing in one
+    mode's loop and not another's moved a count by 10 %)."""
     from otel_llm_usage import track_usage
 
     with track_usage() if name == "track_usage_invoke" else contextlib.nullcontext():
         if asyncio.iscoroutinefunction(body):
 
             async def loop() -> None:
+                gc.collect()
+                gc.freeze()
                 before()
                 for _ in range(n):
                     await body()
@@ -167,6 +173,8 @@ def run_loop(
 
             asyncio.run(loop())
         else:
+            gc.collect()
+            gc.freeze()
             before()
             for _ in range(n):
                 body()
@@ -181,18 +189,114 @@ def child(mode: str, helper: str) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    sys.setswitchinterval(60)  # threads switch only where they block: counts repeat
     callgrind = ctypes.CDLL(helper)
-    tracer_provider, meter_provider, _ = make_sdk()
-    Switch(tracer_provider, meter_provider).set(mode)
-    names = (
-        NOSDK_SCENARIOS if mode == "nosdk" else [s for s in SCENARIOS if s != "track_usage_invoke"]
-    )
-    for name, body in bodies().items():
+    if mode == "steps":
+        calls = sdk_steps()
+    else:
+        tracer_provider, meter_provider, _ = make_sdk()
+        Switch(tracer_provider, meter_provider).set(mode)
+        calls = bodies()
+    names = NOSDK_SCENARIOS if mode == "nosdk" else [s for s in calls if s != "track_usage_invoke"]
+    only = os.environ.get("INSTRUCTIONS_ONLY")  # --only: a few scenarios while tuning
+    names = [name for name in names if not only or name in only.split(",")]
+    for name, body in calls.items():
         if name in names:
             run_loop(name, body, 20, nothing, nothing)  # warm: memos, series, pools
             label = name.encode()
-            run_loop(name, body, SCENARIOS[name], callgrind.zero, partial(callgrind.dump, label))
+            run_loop(name, body, COUNTED[name], callgrind.zero, partial(callgrind.dump, label))
     run_loop("empty", nothing, 0, callgrind.zero, partial(callgrind.dump, b"empty"))
+
+
+# -- what each cheap use of the SDK buys (the floor's own cost, one invoke's telemetry) ------
+
+STEPS = {
+    "naive": "request and response attributes one by one at the end, metric dicts per call",
+    "at_start": "request attributes given to start_span, the rest in one set_attributes",
+    "series": "+ metric attribute dicts built once per series (what the floor does)",
+    "unsampled_built": "span not sampled, response attributes still built and set",
+    "unsampled": "span not sampled, nothing built for it (is_recording)",
+    "view_drop": "the token histogram dropped by a View (DropAggregation)",
+    "no_histograms": "no histogram records at all (the best a drop could cost)",
+}
+COUNTED = {**SCENARIOS, **dict.fromkeys(STEPS, 200)}
+
+
+def sdk_steps() -> dict[str, Callable[[], Any]]:
+    """The SDK calls of one instrumented invoke, written each cheaper way in turn."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.view import DropAggregation, View
+    from opentelemetry.trace import SpanKind
+
+    from otel_llm_usage import semconv as sc
+
+    sampled, meters, _ = make_sdk()
+    unsampled, _, _ = make_sdk(sampled=False)
+    view = View(instrument_name=sc.GEN_AI_CLIENT_TOKEN_USAGE, aggregation=DropAggregation())
+    dropping = MeterProvider(views=[view])
+    base = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o-mini"}  # fmt: skip
+    request = {**base, "gen_ai.request.temperature": 0.0}
+    series = {**base, "gen_ai.response.model": "gpt-4o-mini"}
+    inputs, outputs = ({**series, "gen_ai.token.type": t} for t in ("input", "output"))
+    usage = {"input_tokens": 11, "output_tokens": 16, "input_token_details": {"cache_read": 3},
+             "output_token_details": {"reasoning": 5}}  # fmt: skip
+
+    def response() -> dict[str, Any]:
+        return {
+            "gen_ai.response.model": "gpt-4o-mini",
+            "gen_ai.response.finish_reasons": ("stop",),
+            "gen_ai.usage.input_tokens": usage["input_tokens"],
+            "gen_ai.usage.output_tokens": usage["output_tokens"],
+            "gen_ai.usage.cache_read.input_tokens": usage["input_token_details"]["cache_read"],
+            "gen_ai.usage.reasoning.output_tokens": usage["output_token_details"]["reasoning"],
+            "gen_ai.usage.cost.amount": 8 * 0.15e-6 + 3 * 0.075e-6 + 16 * 0.6e-6,
+            "gen_ai.usage.cost.currency": "USD",
+            "gen_ai.usage.cost.source": "local",
+        }
+
+    def call(tracer_provider: Any, meter_provider: Any, *, naive: bool = False,
+             prebuilt: bool = True, check: bool = True,
+             histograms: bool = True) -> Callable[[], None]:  # fmt: skip
+        tracer, meter = tracer_provider.get_tracer("steps"), meter_provider.get_meter("steps")
+        duration = meter.create_histogram(sc.GEN_AI_CLIENT_OPERATION_DURATION, unit="s")
+        tokens = meter.create_histogram(sc.GEN_AI_CLIENT_TOKEN_USAGE, unit="{token}")
+
+        def once() -> None:
+            if naive:
+                span = tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT)
+                for key, value in {**request, **response()}.items():
+                    span.set_attribute(key, value)
+            else:
+                span = tracer.start_span(
+                    "chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=request
+                )
+                if not check or span.is_recording():
+                    span.set_attributes(response())
+            span.end()
+            if histograms:
+                if prebuilt:
+                    attributes = (series, inputs, outputs)
+                else:
+                    current = {**base, "gen_ai.response.model": "gpt-4o-mini"}
+                    attributes = (current, {**current, "gen_ai.token.type": "input"},
+                                  {**current, "gen_ai.token.type": "output"})  # fmt: skip
+                duration.record(0.001, attributes[0])
+                tokens.record(11, attributes[1])
+                tokens.record(16, attributes[2])
+
+        return once
+
+    variants = [
+        call(sampled, meters, naive=True, prebuilt=False),
+        call(sampled, meters, prebuilt=False),
+        call(sampled, meters),
+        call(unsampled, meters, check=False),
+        call(unsampled, meters),
+        call(sampled, dropping),
+        call(sampled, meters, histograms=False),
+    ]
+    return dict(zip(STEPS, variants, strict=True))
 
 
 def helper_library() -> str:
@@ -223,7 +327,7 @@ def count_mode(mode: str, helper: str) -> dict[str, float]:
             if name and total:
                 counts[name.group(1)] = int(total.group(1))
     empty = counts.pop("empty")
-    return {name: (total - empty) / SCENARIOS[name] for name, total in counts.items()}
+    return {name: (total - empty) / COUNTED[name] for name, total in counts.items()}
 
 
 # -- timing: the modes in one process, alternating ------------------------------------------
@@ -325,7 +429,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time", action="store_true", help="µs in one process, no valgrind")
     parser.add_argument("--smoke", action="store_true", help="every scenario a few times (CI)")
+    parser.add_argument("--sdk-steps", action="store_true", help="what each cheap SDK use buys")
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--only", help="MODE:SCENARIO,...: those counts alone, while tuning")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--helper", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,6 +447,18 @@ def main() -> None:
         print(table(results, "µs"), targets(results), sep="\n\n")
         return
     helper = helper_library()
+    if args.only:
+        mode, _, names = args.only.partition(":")
+        os.environ["INSTRUCTIONS_ONLY"] = names
+        for name, count in count_mode(mode, helper).items():
+            print(f"{mode} {name}: {count:,.0f}")
+        return
+    if args.sdk_steps:
+        steps = count_mode("steps", helper)
+        print("| one invoke's SDK calls, written | instructions |\n|---|---:|")
+        for name, text in STEPS.items():
+            print(f"| {text} | {steps[name]:,.0f} |")
+        return
     with ThreadPoolExecutor(max_workers=2) as pool:
         found = dict(zip(MODES, pool.map(lambda m: count_mode(m, helper), MODES), strict=True))
     print(table(found, "instructions"), targets(found), sep="\n\n")
