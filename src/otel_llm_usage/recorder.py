@@ -418,7 +418,7 @@ class CallRecorder:
                     finish_reasons.append(reason)
             usage_metadata = getattr(message, "usage_metadata", None)
             cache_hit = (
-                isinstance(usage_metadata, Mapping)
+                (type(usage_metadata) is dict or isinstance(usage_metadata, Mapping))
                 and usage_metadata.get("total_cost", None) == 0
                 and "total_cost" in usage_metadata
             )
@@ -728,7 +728,7 @@ _FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reaso
 
 
 def _finish_reason(metadata: Any) -> str | None:
-    if not metadata or not isinstance(metadata, Mapping):
+    if not metadata or (type(metadata) is not dict and not isinstance(metadata, Mapping)):
         return None
     for key in _FINISH_REASON_KEYS:
         value = metadata.get(key)
