@@ -177,7 +177,9 @@ def _is_cache_hit(message: Any) -> bool:
     """LangChain's LLM cache answered: it zeroes the cost of a cached message
     (``usage_metadata["total_cost"] = 0``), a key no provider sets."""
     usage_metadata = getattr(message, "usage_metadata", None)
-    return isinstance(usage_metadata, Mapping) and usage_metadata.get("total_cost", None) == 0
+    return (
+        type(usage_metadata) is dict or isinstance(usage_metadata, Mapping)  # dict: no ABC check
+    ) and usage_metadata.get("total_cost", None) == 0
 
 
 def _stream_usage(parts: StreamParts) -> Usage | None:
@@ -201,7 +203,7 @@ _FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reaso
 
 
 def _finish_reason(metadata: Any) -> str | None:
-    if not metadata or not isinstance(metadata, Mapping):
+    if not metadata or (type(metadata) is not dict and not isinstance(metadata, Mapping)):
         return None
     for key in _FINISH_REASON_KEYS:
         value = metadata.get(key)

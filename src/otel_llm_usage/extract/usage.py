@@ -126,7 +126,7 @@ def _nested(mapping: Mapping[str, Any], outer: str, inner: str) -> int | None:
 
 def from_usage_metadata(metadata: Any) -> Usage | None:
     """Usage from LangChain's ``usage_metadata`` (input already includes cache tokens)."""
-    if not isinstance(metadata, Mapping):
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):  # dict: no ABC check
         return None
     try:
         input_tokens = _count(metadata.get("input_tokens"))
@@ -135,11 +135,11 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
             return None
         usage = Usage(input_tokens or 0, output_tokens or 0)
         details = metadata.get("input_token_details")
-        if details and isinstance(details, Mapping):
+        if details and (type(details) is dict or isinstance(details, Mapping)):
             usage.cache_read = _count(details.get("cache_read")) or 0
             usage.cache_creation = _count(details.get("cache_creation")) or 0
         details = metadata.get("output_token_details")
-        if details and isinstance(details, Mapping):
+        if details and (type(details) is dict or isinstance(details, Mapping)):
             usage.reasoning = _count(details.get("reasoning")) or 0
         return usage
     except InvalidUsage:

@@ -234,6 +234,12 @@ def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool, 
     test for those)."""
     try:
         if chat:
+            if (  # none of LangChain's reasons to stream (a plain invoke): ~19k instructions
+                not getattr(kwargs.get("run_manager"), "handlers", True)
+                and not kwargs.get("stream")
+                and instance.__dict__.get("streaming") is not True
+            ):
+                return False
             return bool(instance._should_stream(async_api=async_api, **kwargs))
         return getattr(instance, "streaming", None) is True
     except Exception:
