@@ -39,9 +39,9 @@ import threading
 import urllib.request
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from _provider_server import ProviderServer, Received, Reply
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.base import LangSmithParams
@@ -131,7 +131,9 @@ def answer_for(messages: list[dict[str, Any]]) -> str:
 
 
 class LocalProvider:
-    """An OpenAI-compatible chat-completions server on 127.0.0.1 (a context manager).
+    """An OpenAI-compatible chat-completions server on 127.0.0.1 (a context manager): the
+    shared :class:`_provider_server.ProviderServer`, answering every request from
+    :meth:`reply`.
 
     ``url`` is the ``base_url`` to give a client. ``chunk_delay`` (seconds) is slept
     between streamed chunks. ``requests`` keeps every request body received.
@@ -166,26 +168,23 @@ class LocalProvider:
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         self._count = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = ProviderServer(default=self._answer)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/v1"
+        return self._server.openai_url
 
     @property
     def endpoint(self) -> str:
         """The scheme, host and port, without a path (Azure's ``azure_endpoint``)."""
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self._server.url
 
     def start(self) -> LocalProvider:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def __enter__(self) -> LocalProvider:
         return self.start()
@@ -239,130 +238,28 @@ class LocalProvider:
         }
         return response_id, answer, tool_calls, usage
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode("utf-8")
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_POST(self) -> None:
-                provider.paths.append(self.path)
-                if not _answers(self.path, provider.azure):
-                    self._json(404, {"error": {"message": f"unknown path {self.path}"}})
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except ValueError:
-                    self._json(400, {"error": {"message": "the body is not JSON"}})
-                    return
-                model = provider.response_model or str(body.get("model") or "gpt-4o-mini")
-                if provider.reject_stream_options and "stream_options" in body:
-                    provider.requests.append(body)
-                    message = "Unrecognized request argument supplied: stream_options"
-                    self._json(
-                        400, {"error": {"message": message, "type": "invalid_request_error"}}
-                    )
-                    return
-                response_id, answer, tool_calls, usage = provider.reply(body)
-                if provider.latency:
-                    threading.Event().wait(provider.latency)
-                if body.get("stream"):
-                    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                    self._stream(
-                        model, response_id, answer, usage if include_usage else None, tool_calls
-                    )
-                    return
-                message: dict[str, Any] = {"role": "assistant", "content": answer}
-                if tool_calls:
-                    message = {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [_openai_tool_call(call) for call in tool_calls],
-                    }
-                self._json(
-                    200,
-                    {
-                        "id": response_id,
-                        "object": "chat.completion",
-                        "created": 1700000000,
-                        "model": model,
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": message,
-                                "logprobs": None,
-                                "finish_reason": "tool_calls" if tool_calls else "stop",
-                            }
-                        ],
-                        "usage": usage,
-                        "system_fingerprint": "fp_local",
-                    },
-                )
-
-            def _stream(
-                self,
-                model: str,
-                response_id: str,
-                answer: str,
-                usage: dict[str, Any] | None,
-                tool_calls: list[dict[str, Any]] | None = None,
-            ) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-
-                def event(choices: list[dict[str, Any]], usage_part: Any = None) -> None:
-                    chunk: dict[str, Any] = {
-                        "id": response_id,
-                        "object": "chat.completion.chunk",
-                        "created": 1700000000,
-                        "model": model,
-                        "system_fingerprint": "fp_local",
-                        "choices": choices,
-                    }
-                    if usage is not None:
-                        chunk["usage"] = usage_part
-                    self.wfile.write(b"data: " + json.dumps(chunk).encode("utf-8") + b"\n\n")
-                    self.wfile.flush()
-                    if provider.chunk_delay:
-                        threading.Event().wait(provider.chunk_delay)
-
-                def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-                    return {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
-
-                if tool_calls:  # the call first (id and name), then its arguments
-                    calls = [_openai_tool_call(call) for call in tool_calls]
-                    for index, call in enumerate(calls):
-                        call["index"] = index
-                        call["function"] = {"name": call["function"]["name"], "arguments": ""}
-                    event([delta({"role": "assistant", "content": None, "tool_calls": calls})])
-                    for index, call in enumerate(tool_calls):
-                        arguments = {"index": index, "function": {"arguments": call["arguments"]}}
-                        event([delta({"tool_calls": [arguments]})])
-                    event([delta({}, "tool_calls")])
-                else:
-                    event([delta({"role": "assistant", "content": ""})])
-                    pieces = answer.split(" ")
-                    for index, piece in enumerate(pieces):
-                        event([delta({"content": piece if index == 0 else " " + piece})])
-                    event([delta({}, "stop")])
-                if usage is not None:
-                    event([], usage)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-
-        return Handler
+    def _answer(self, received: Received) -> Reply:
+        """The server's reply to one request: :meth:`reply`, as a :class:`Reply`."""
+        self.paths.append(received.path)
+        if not _answers(received.path, self.azure):
+            return Reply(status=404, error_message=f"unknown path {received.path}")
+        body = received.body
+        if self.reject_stream_options and "stream_options" in body:
+            self.requests.append(body)
+            message = "Unrecognized request argument supplied: stream_options"
+            return Reply(status=400, error_type="invalid_request_error", error_message=message)
+        response_id, answer, tool_calls, usage = self.reply(body)
+        return Reply(
+            text=answer,
+            input=usage["prompt_tokens"],
+            output=usage["completion_tokens"],
+            cache_read=usage["prompt_tokens_details"]["cached_tokens"],
+            model=self.response_model or str(body.get("model") or "gpt-4o-mini"),
+            id=response_id,
+            tool_calls=tool_calls,
+            latency=self.latency,
+            chunk_delay=self.chunk_delay,
+        )
 
 
 def _answers(path: str, azure: bool) -> bool:
@@ -378,14 +275,6 @@ def _answers(path: str, azure: bool) -> bool:
         and bool(parts[3])
         and parts[4:] == ["chat", "completions"]
     )
-
-
-def _openai_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call["id"],
-        "type": "function",
-        "function": {"name": call["name"], "arguments": call["arguments"]},
-    }
 
 
 # -- the clients ------------------------------------------------------------------------------

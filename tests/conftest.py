@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llm_usage import LangChainUsageInstrumentor
 from otel_llm_usage.internal import forget_reported
 from otel_llm_usage.internal import logger as internal_logger
+
+# The local provider the tests talk to is the examples' one (examples/_provider_server.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

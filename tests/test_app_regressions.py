@@ -1,6 +1,6 @@
 """Bugs found by running real LangChain applications (issue 19), each pinned by a test
 on the real path: real provider packages against the scripted local server
-(tests/provider_server.py), the real SDK, exact numbers."""
+(examples/_provider_server.py), the real SDK, exact numbers."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from _provider_server import ProviderServer, Reply
 from conftest import Telemetry
 from langchain_openai import ChatOpenAI
-from provider_server import ProviderServer, Reply
 
 from otel_llm_usage import LangChainUsageInstrumentor, track_usage
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from _provider_server import ProviderServer, Reply
 from fakes import FakeChat
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import HumanMessage
@@ -15,7 +16,6 @@ from langchain_openai import ChatOpenAI
 
 from otel_llm_usage import semconv as sc
 from otel_llm_usage import track_usage
-from tests.provider_server import ProviderServer, Reply
 
 # genai-prices: gpt-4o-mini is $0.15 / $0.60 per million input / output tokens
 IN, OUT = 0.15e-6, 0.60e-6

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from _provider_server import ProviderServer, Reply
 from langchain_core.embeddings import Embeddings
 from langchain_openai import AzureOpenAIEmbeddings, OpenAIEmbeddings
 
 from otel_llm_usage import LangChainUsageInstrumentor, track_usage
 from otel_llm_usage import semconv as sc
-from tests.provider_server import ProviderServer, Reply
 
 # genai-prices: text-embedding-3-small is $0.02 per million input tokens
 SMALL_PRICE = 0.02 / 1_000_000

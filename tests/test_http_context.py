@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _provider_server import ProviderServer, Reply
 from conftest import Telemetry
 from langchain_anthropic import ChatAnthropic
 from langchain_openai import ChatOpenAI
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
-from provider_server import ProviderServer, Reply
 
 # One server and one event loop for the module: the provider packages cache their async
 # HTTP clients by base URL, and a client must stay on one loop.

@@ -25,6 +25,7 @@ from typing import Any
 
 import openai
 import pytest
+from _provider_server import ProviderServer, Reply
 from langchain_anthropic import ChatAnthropic
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
@@ -37,7 +38,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_llm_usage import LangChainUsageInstrumentor
 from otel_llm_usage import semconv as sc
-from tests.provider_server import ProviderServer, Reply
 
 # One event loop for the module's async tests: the provider packages cache their async
 # HTTP clients, and a client must stay on one loop.

@@ -1,5 +1,5 @@
 """The real ChatOpenAI and ChatAnthropic over HTTP against the scripted local provider
-(tests/provider_server.py): every token class, errors, broken streams, concurrency and
+(examples/_provider_server.py): every token class, errors, broken streams, concurrency and
 the time to the first chunk, with the exact numbers the server was told to report."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from _provider_server import ProviderServer, Reply, anthropic_events, openai_events
 from conftest import Telemetry
 from genai_prices import Usage as PricesUsage
 from genai_prices import calc_price
@@ -20,7 +21,6 @@ from langchain_anthropic import ChatAnthropic
 from langchain_openai import ChatOpenAI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
-from provider_server import ProviderServer, Reply, anthropic_events, openai_events
 
 from otel_llm_usage import LangChainUsageInstrumentor
 from otel_llm_usage.record.pricing import builtin_rates

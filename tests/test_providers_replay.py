@@ -9,7 +9,7 @@ updated.
 
 Two providers have no recording for some APIs, and run against local servers speaking
 their HTTP API instead: Azure OpenAI (examples/_local_provider.py on Azure's URL) and the
-Bedrock streams and Converse (tests/provider_server.py, AWS's event-stream format).
+Bedrock streams and Converse (examples/_provider_server.py, AWS's event-stream format).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _local_provider import LocalProvider, prompt_tokens, words
-from provider_server import ProviderServer, Reply
+from _provider_server import ProviderServer, Reply
 
 # The recordings name models that have since been retired; the SDK says so on every call.
 # The Cohere SDK still reads pydantic's deprecated __fields__.
@@ -811,7 +811,7 @@ def test_bedrock_converse_stubbed(telemetry: Telemetry, aws: None) -> None:
 
 
 # Bedrock streams: there is no recording of either stream API in the test data, and
-# botocore's Stubber cannot stub an event stream. So tests/provider_server.py speaks the
+# botocore's Stubber cannot stub an event stream. So examples/_provider_server.py speaks the
 # Bedrock runtime API, AWS's binary event-stream format included, and the real boto3
 # client talks HTTP to it through endpoint_url. Usage as Bedrock reports it: input EXCLUDES
 # the cache reads and writes (the span's input includes them).

@@ -1,10 +1,11 @@
-"""A scripted local provider for tests: the OpenAI chat-completions API and the Anthropic
-messages API on ``127.0.0.1`` (a free port, a server thread), streaming and not.
+"""The local provider the tests and the examples talk to: the OpenAI chat-completions,
+Responses and embeddings APIs, the Anthropic messages API, AWS Bedrock and Cohere on
+``127.0.0.1`` (a free port, a server thread), streaming and not. Standard library only.
 
-``examples/_local_provider.py`` is the deterministic stand-in the examples run against
-(tokens are words, a repeated prompt is a cache hit). This one is for tests that need to
-choose what the provider says, call by call: exact usage of every token class, errors,
-a slow first chunk, a stream that breaks off.
+Tests script what the provider says, call by call: exact usage of every token class,
+errors, a slow first chunk, a stream that breaks off. ``_local_provider.py`` (what the
+examples run against) answers from a function of the request instead (tokens are words,
+a repeated prompt is a cache hit, tools are called).
 
 Every request is answered from the script (:meth:`ProviderServer.script`), one
 :class:`Reply` per request in arrival order, else from ``default``; with neither, the
@@ -117,6 +118,11 @@ class Reply:
     delta_usage: Literal["full", "output"] = "full"  # Anthropic message_delta usage
     used_input: int = 0  # Cohere only: the input tokens used, where ``input`` is billed
     headers: dict[str, str] = field(default_factory=dict)
+    # OpenAI chat only: tool calls instead of text, each {"id", "name", "arguments" (JSON)}
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    error_message: str | None = None  # for a status >= 400; default "scripted error N"
+    latency: float = 0.0  # seconds before answering (a model thinking)
+    chunk_delay: float = 0.0  # seconds between streamed events
     dimensions: int = 4  # embeddings: floats per vector
     service_tier: str | None = None  # OpenAI: the response's service_tier
 
@@ -133,7 +139,7 @@ class Received:
 class ProviderServer:
     """The server (a context manager). ``url`` is the scheme, host and port."""
 
-    def __init__(self, default: Reply | None = None) -> None:
+    def __init__(self, default: Reply | Callable[[Received], Reply] | None = None) -> None:
         self.default = default
         self.requests: list[Received] = []
         self.replies: list[Reply] = []  # the reply given to each request, in order
@@ -262,16 +268,33 @@ def openai_events(reply: Reply, model: str, response_id: str, usage: bool) -> It
     def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {"index": 0, "delta": content, "logprobs": None, "finish_reason": finish}
 
-    yield chunk([delta({"role": "assistant", "content": ""})])
-    for piece in _pieces(reply.text):
-        yield chunk([delta({"content": piece})])
-    yield chunk([delta({}, reply.finish_reason or "stop")])
+    if reply.tool_calls:  # each call first (id and name), then its arguments
+        calls = [_tool_call(call) for call in reply.tool_calls]
+        for index, call in enumerate(calls):
+            call["index"] = index
+            call["function"] = {"name": call["function"]["name"], "arguments": ""}
+        yield chunk([delta({"role": "assistant", "content": None, "tool_calls": calls})])
+        for index, call in enumerate(reply.tool_calls):
+            arguments = {"index": index, "function": {"arguments": call["arguments"]}}
+            yield chunk([delta({"tool_calls": [arguments]})])
+        yield chunk([delta({}, reply.finish_reason or "tool_calls")])
+    else:
+        yield chunk([delta({"role": "assistant", "content": ""})])
+        for piece in _pieces(reply.text):
+            yield chunk([delta({"content": piece})])
+        yield chunk([delta({}, reply.finish_reason or "stop")])
     if usage:
         yield chunk([], openai_usage(reply))
     yield b"data: [DONE]\n\n"
 
 
 def _openai_body(reply: Reply, model: str, response_id: str, n: int = 1) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+    finish = reply.finish_reason or "stop"
+    if reply.tool_calls:
+        message = {"role": "assistant", "content": None, "refusal": None}
+        message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
+        finish = reply.finish_reason or "tool_calls"
     body = {
         "id": response_id,
         "object": "chat.completion",
@@ -280,9 +303,9 @@ def _openai_body(reply: Reply, model: str, response_id: str, n: int = 1) -> dict
         "choices": [
             {
                 "index": index,
-                "message": {"role": "assistant", "content": reply.text, "refusal": None},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": reply.finish_reason or "stop",
+                "finish_reason": finish,
             }
             for index in range(n)
         ],
@@ -360,6 +383,14 @@ def responses_events(reply: Reply, model: str, response_id: str) -> Iterator[byt
     done = _responses_body(reply, model, response_id, "completed")
     yield event("response.output_item.done", output_index=0, item=done["output"][0])
     yield event("response.completed", response=done)
+
+
+def _tool_call(call: dict[str, str]) -> dict[str, Any]:
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["arguments"]},
+    }
 
 
 def _sse(event: str, data: dict[str, Any]) -> bytes:
@@ -560,7 +591,7 @@ def _is_token_list(inputs: list[Any]) -> bool:
 
 
 def _error_body(api: str, reply: Reply) -> dict[str, Any]:
-    message = f"scripted error {reply.status}"
+    message = reply.error_message or f"scripted error {reply.status}"
     if api in ("bedrock", "cohere"):
         return {"message": message}
     if api == "anthropic":
@@ -624,6 +655,8 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
             if reply is None:
                 self._json(500, {"error": {"message": "no scripted reply left"}}, {})
                 return
+            if reply.latency:
+                time.sleep(reply.latency)
             headers = dict(reply.headers)
             if reply.retry_after is not None:
                 headers["Retry-After"] = reply.retry_after
@@ -731,6 +764,8 @@ def _handler(server: ProviderServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
                 self.wfile.flush()
+                if reply.chunk_delay:
+                    time.sleep(reply.chunk_delay)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
 
