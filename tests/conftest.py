@@ -112,6 +112,25 @@ def telemetry() -> Iterator[Telemetry]:
         instrumentor.uninstrument()
 
 
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[Any]:
+    """The local provider (examples/_provider_server.py), one per test module: the
+    provider packages cache their async HTTP clients by base URL."""
+    from _provider_server import ProviderServer
+
+    with ProviderServer() as running:
+        yield running
+
+
+@pytest.fixture
+def server(module_server: Any) -> Iterator[Any]:
+    """The module's server with a fresh script; a test must use every reply it scripts."""
+    module_server.reset()
+    yield module_server
+    assert module_server.pending == 0, "the test scripted replies it did not use"
+    module_server.reset()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Fake AWS credentials and no local AWS configuration; nothing leaves the machine."""

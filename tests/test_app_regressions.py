@@ -4,7 +4,6 @@ on the real path: real provider packages against the scripted local server
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -21,20 +20,6 @@ module_loop = pytest.mark.asyncio(loop_scope="module")
 
 PROMPT = "Tell me a joke about token counts"
 STREAM_USAGE = "OTEL_LLM_USAGE_REQUEST_STREAM_USAGE"
-
-
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> Iterator[ProviderServer]:
-    module_server.reset()
-    yield module_server
-    assert module_server.pending == 0, "the test scripted replies it did not use"
-    module_server.reset()
 
 
 @pytest.fixture

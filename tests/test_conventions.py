@@ -5,8 +5,6 @@ the chunk-timing histograms' bucket advice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from _provider_server import ProviderServer, Reply
 from fakes import FakeChat
@@ -19,17 +17,6 @@ from otel_llm_usage import track_usage
 
 # genai-prices: gpt-4o-mini is $0.15 / $0.60 per million input / output tokens
 IN, OUT = 0.15e-6, 0.60e-6
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: ProviderServer) -> None:
-    server.reset()
 
 
 def chat(server: ProviderServer, **kwargs: object) -> ChatOpenAI:

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from _provider_server import ProviderServer, Reply
 from langchain_core.embeddings import Embeddings
@@ -16,17 +14,6 @@ from otel_llm_usage import semconv as sc
 
 # genai-prices: text-embedding-3-small is $0.02 per million input tokens
 SMALL_PRICE = 0.02 / 1_000_000
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: ProviderServer) -> None:
-    server.reset()
 
 
 def openai_embeddings(server: ProviderServer, **kwargs: object) -> OpenAIEmbeddings:

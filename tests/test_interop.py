@@ -99,17 +99,6 @@ def _side_by_side(official: Callable[[], Any], ours_first: bool) -> Iterator[Sid
             instrumentor.uninstrument()
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh(server: ProviderServer) -> None:
-    server.reset()
-
-
 @pytest.fixture(params=["ours_first", "theirs_first"])
 def genai_openai(request: pytest.FixtureRequest) -> Iterator[Side]:
     yield from _side_by_side(GenAIOpenAI, request.param == "ours_first")

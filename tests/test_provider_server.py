@@ -35,20 +35,6 @@ MODES = ("invoke", "ainvoke", "stream", "astream")
 PROMPT = "Tell me a joke about token counts"
 
 
-@pytest.fixture(scope="module")
-def module_server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
-
-
-@pytest.fixture
-def server(module_server: ProviderServer) -> Iterator[ProviderServer]:
-    module_server.reset()
-    yield module_server
-    assert module_server.pending == 0, "the test scripted replies it did not use"
-    module_server.reset()
-
-
 def chat_openai(server: ProviderServer, **kwargs: Any) -> ChatOpenAI:
     options: dict[str, Any] = {"max_retries": 0, "stream_usage": True, **kwargs}
     return ChatOpenAI(
