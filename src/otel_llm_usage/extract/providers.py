@@ -99,6 +99,8 @@ _RELEVANT_KWARGS = (
     "service_tier",
 )
 
+_RELEVANT = frozenset(_RELEVANT_KWARGS)
+
 _FLOAT_PARAMS = (
     (sc.GEN_AI_REQUEST_TOP_P, ("top_p",)),
     (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, ("frequency_penalty",)),
@@ -363,7 +365,7 @@ def _key(model: Any, operation: str, stop: Any, kwargs: Mapping[str, Any]) -> tu
     else:
         values = getter(model)
     key: tuple[Any, ...] = (cls, operation, stop, values)
-    if kwargs:
+    if kwargs and not _RELEVANT.isdisjoint(kwargs):  # usually only LangChain's plumbing
         key += tuple((name, kwargs[name]) for name in _RELEVANT_KWARGS if name in kwargs)
     return key
 
