@@ -314,7 +314,7 @@ def test_marks_are_util_genai_data_with_fresh_dicts() -> None:
 
     from otel_llm_usage.patch import interop
 
-    interop._MARKS.clear()
+    interop.MARKS.clear()
     interop._load_marks()
     try:
         base = context.get_current()
@@ -330,4 +330,4 @@ def test_marks_are_util_genai_data_with_fresh_dicts() -> None:
         first.attributes["k"] = 1
         assert second.attributes == {} and InferenceData().attributes == {}
     finally:
-        interop._MARKS.clear()
+        interop.MARKS.clear()

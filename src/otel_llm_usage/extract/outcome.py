@@ -23,18 +23,19 @@ from otel_llm_usage.extract.usage import (
 @dataclass(slots=True)
 class Outcome:
     """The response side of one call. ``usage`` None: none reported (``invalid_usage``
-    says why, when the reported counts could not be real)."""
+    says why, when the reported counts could not be real). The fields every result
+    shape has come first: made positionally, an Outcome costs half as much."""
 
-    usage: Usage | None = None
     response_model: str | None = None
     response_id: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
     service_tier: str | None = None  # openai.response.service_tier
+    output: Any = None  # the message or text, for content capture and estimation
+    usage: Usage | None = None
     cache_hit: bool = False  # LangChain's LLM cache answered: no provider request
     invalid_usage: str | None = None
     error: str | None = None  # error.type of a failed call
     description: str | None = None  # the failure's message
-    output: Any = None  # the message or text, for content capture and estimation
     closed_early: bool = False  # a stream the consumer left before its end
 
 
@@ -45,31 +46,48 @@ class StreamParts:
     usage: list[Any] = field(default_factory=list)  # each chunk's usage_metadata
     metadata: list[Mapping[str, Any]] = field(default_factory=list)  # response_metadata
     first_id: str | None = None  # the first chunk's message id
+    absorbed: Any = None  # the result of the invoke a stream fell back to
 
 
-def chat_outcome(result: Any) -> Outcome:
-    """A non-streamed chat call, from its ``ChatResult``."""
-    generations = getattr(result, "generations", None) or ()
-    message = _first_message(result)
-    metadata = getattr(message, "response_metadata", None) or {}
-    llm_output = getattr(result, "llm_output", None)
-    if len(generations) > 1 and isinstance(llm_output, Mapping):
+def chat_outcome(result: Any, span_fields: bool = True) -> Outcome:
+    """A non-streamed chat call, from its ``ChatResult`` (LangChain's
+    ``_generate_with_cache`` always makes one: its fields are read directly).
+    ``span_fields`` False: the fields only a span shows (finish reasons, response id,
+    service tier) are left out, for a span that does not record."""
+    generations = result.generations
+    message = generations[0].message if generations else None
+    metadata = message.response_metadata if message is not None else {}
+    if len(generations) > 1 and isinstance(result.llm_output, Mapping):
         # n > 1: LangChain merges llm_output (model, id) into a message only when there
         # is one generation
-        metadata = {**llm_output, **metadata}
-    reasons = []
-    for generation in generations:
-        reason = _finish_reason(
-            getattr(getattr(generation, "message", None), "response_metadata", None)
-        ) or _finish_reason(getattr(generation, "generation_info", None))
-        if reason is not None:
-            reasons.append(reason)
-    outcome = _response(metadata, getattr(message, "id", None), reasons, output=message)
-    if _is_cache_hit(message):
-        outcome.cache_hit = True
+        metadata = {**result.llm_output, **metadata}
+    if not span_fields:
+        outcome = Outcome(_response_model(metadata), None, [], None, message)
     else:
-        _read_usage(outcome, from_chat_result, result)
+        reasons = [
+            reason
+            for generation in generations
+            if (reason := _generation_finish_reason(generation)) is not None
+        ]
+        outcome = _response(metadata, getattr(message, "id", None), reasons, message)
+    usage_metadata = getattr(message, "usage_metadata", None)
+    if _is_cache_hit(usage_metadata):
+        outcome.cache_hit = True
+        return outcome
+    try:
+        # the first generation's usage_metadata, read here, is what from_chat_result
+        # would find first
+        usage = from_usage_metadata(usage_metadata) if usage_metadata else None
+        outcome.usage = usage if usage is not None else from_chat_result(result)
+    except InvalidUsage as exc:
+        outcome.invalid_usage = str(exc)
     return outcome
+
+
+def _generation_finish_reason(generation: Any) -> str | None:
+    return _finish_reason(generation.message.response_metadata) or _finish_reason(
+        generation.generation_info
+    )
 
 
 def completion_outcome(result: Any) -> Outcome:
@@ -83,16 +101,16 @@ def completion_outcome(result: Any) -> Outcome:
             if reason is not None:
                 reasons.append(reason)
     first = all_generations[0][0] if all_generations[0] else None
-    outcome = _response(llm_output, None, reasons, output=getattr(first, "text", None))
+    outcome = _response(llm_output, None, reasons, getattr(first, "text", None))
     _read_usage(outcome, from_llm_result, result)
     return outcome
 
 
 def stream_outcome(
-    parts: StreamParts, absorbed: Any, completion: bool, output: Any, closed_early: bool
+    parts: StreamParts, completion: bool, output: Any, closed_early: bool
 ) -> Outcome:
-    """A stream, from its chunks; or from ``absorbed``, the result of the ``invoke`` a
-    stream fell back to (a model with no ``_stream``)."""
+    """A stream, from its chunks; or from ``parts.absorbed``, the result of the
+    ``invoke`` a stream fell back to (a model with no ``_stream``)."""
     metadata: dict[str, Any] = {}
     reasons = []
     for part in parts.metadata:
@@ -100,13 +118,14 @@ def stream_outcome(
         reason = _finish_reason(part)
         if reason is not None:
             reasons.append(reason)
-    outcome = _response(metadata, parts.first_id, reasons, output=output)
+    outcome = _response(metadata, parts.first_id, reasons, output)
     outcome.closed_early = closed_early
+    absorbed = parts.absorbed
     if absorbed is None:
         _read_usage(outcome, _stream_usage, parts)
     elif completion:
         _read_usage(outcome, from_llm_result, absorbed)
-    elif _is_cache_hit(_first_message(absorbed)):
+    elif _is_cache_hit(getattr(_first_message(absorbed), "usage_metadata", None)):
         outcome.cache_hit = True
     else:
         _read_usage(outcome, from_chat_result, absorbed)
@@ -117,22 +136,22 @@ def message_outcome(message: Any) -> Outcome:
     """A protocol (v3) stream, from its assembled ``AIMessage``."""
     metadata = getattr(message, "response_metadata", None) or {}
     reason = _finish_reason(metadata)
-    outcome = _response(
-        metadata, getattr(message, "id", None), [reason] if reason else [], output=message
-    )
+    outcome = _response(metadata, getattr(message, "id", None), [reason] if reason else [], message)
     _read_usage(outcome, from_message, message)
     return outcome
 
 
-def error_outcome(exc: BaseException, parts: StreamParts) -> Outcome:
-    """A call that raised; the usage a stream reported before failing is kept."""
+def error_outcome(exc: BaseException, parts: StreamParts | None) -> Outcome:
+    """A call that raised; the usage a stream (``parts``) reported before failing is kept."""
     metadata: dict[str, Any] = {}
-    for part in parts.metadata:
-        metadata.update(part)
-    outcome = _response(metadata, parts.first_id, [])
+    if parts is not None:
+        for part in parts.metadata:
+            metadata.update(part)
+    outcome = _response(metadata, parts.first_id if parts is not None else None, [])
     outcome.error = error_type(exc)
     outcome.description = _describe(exc)
-    _read_usage(outcome, _stream_usage, parts)
+    if parts is not None:
+        _read_usage(outcome, _stream_usage, parts)
     return outcome
 
 
@@ -142,13 +161,16 @@ def error_outcome(exc: BaseException, parts: StreamParts) -> Outcome:
 def _response(
     metadata: Mapping[str, Any], message_id: Any, reasons: list[str], output: Any = None
 ) -> Outcome:
-    service_tier = metadata.get("service_tier")
+    """The response model, id and service tier from a response's metadata."""
+    model = _response_model(metadata)
+    response_id = metadata.get("id")
+    if not (response_id and isinstance(response_id, str)):
+        # LangChain fills in its own run id ("lc_run-…") when the provider gave none.
+        ok = message_id and isinstance(message_id, str) and not message_id.startswith("lc_")
+        response_id = message_id if ok else None
+    tier = metadata.get("service_tier")
     return Outcome(
-        response_model=_response_model(metadata),
-        response_id=_response_id(metadata, message_id),
-        finish_reasons=reasons,
-        service_tier=service_tier if service_tier and isinstance(service_tier, str) else None,
-        output=output,
+        model, response_id, reasons, tier if tier and isinstance(tier, str) else None, output
     )
 
 
@@ -173,10 +195,9 @@ def _first_message(result: Any) -> Any:
     return getattr(generations[0], "message", None) if generations else None
 
 
-def _is_cache_hit(message: Any) -> bool:
+def _is_cache_hit(usage_metadata: Any) -> bool:
     """LangChain's LLM cache answered: it zeroes the cost of a cached message
     (``usage_metadata["total_cost"] = 0``), a key no provider sets."""
-    usage_metadata = getattr(message, "usage_metadata", None)
     return (
         type(usage_metadata) is dict or isinstance(usage_metadata, Mapping)  # dict: no ABC check
     ) and usage_metadata.get("total_cost", None) == 0
@@ -199,19 +220,6 @@ def _stream_usage(parts: StreamParts) -> Usage | None:
     return total
 
 
-_FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
-
-
-def _finish_reason(metadata: Any) -> str | None:
-    if not metadata or (type(metadata) is not dict and not isinstance(metadata, Mapping)):
-        return None
-    for key in _FINISH_REASON_KEYS:
-        value = metadata.get(key)
-        if value and isinstance(value, str):
-            return value
-    return None
-
-
 _MODEL_KEYS = ("model_name", "model", "model_id", "modelId")
 
 
@@ -223,13 +231,16 @@ def _response_model(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _response_id(metadata: Mapping[str, Any], message_id: Any) -> str | None:
-    value = metadata.get("id")
-    if value and isinstance(value, str):
-        return value
-    # LangChain fills in its own run id ("lc_run-…") when the provider gave none.
-    if message_id and isinstance(message_id, str) and not message_id.startswith("lc_"):
-        return message_id
+_FINISH_REASON_KEYS = ("finish_reason", "stop_reason", "stopReason", "done_reason")
+
+
+def _finish_reason(metadata: Any) -> str | None:
+    if not metadata or (type(metadata) is not dict and not isinstance(metadata, Mapping)):
+        return None
+    for key in _FINISH_REASON_KEYS:
+        value = metadata.get(key)
+        if value and isinstance(value, str):
+            return value
     return None
 
 

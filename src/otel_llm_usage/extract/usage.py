@@ -129,19 +129,38 @@ def from_usage_metadata(metadata: Any) -> Usage | None:
     if type(metadata) is not dict and not isinstance(metadata, Mapping):  # dict: no ABC check
         return None
     try:
-        input_tokens = _count(metadata.get("input_tokens"))
-        output_tokens = _count(metadata.get("output_tokens"))
-        if input_tokens is None and output_tokens is None:
-            return None
-        usage = Usage(input_tokens or 0, output_tokens or 0)
+        input_tokens: Any = metadata.get("input_tokens")
+        output_tokens: Any = metadata.get("output_tokens")
+        cache_read: Any = 0
+        cache_creation: Any = 0
+        reasoning: Any = 0
         details = metadata.get("input_token_details")
         if details and (type(details) is dict or isinstance(details, Mapping)):
-            usage.cache_read = _count(details.get("cache_read")) or 0
-            usage.cache_creation = _count(details.get("cache_creation")) or 0
+            cache_read = details.get("cache_read", 0)
+            cache_creation = details.get("cache_creation", 0)
         details = metadata.get("output_token_details")
         if details and (type(details) is dict or isinstance(details, Mapping)):
-            usage.reasoning = _count(details.get("reasoning")) or 0
-        return usage
+            reasoning = details.get("reasoning", 0)
+        if (  # the common case, plain ints in range, tested without a call per count
+            type(input_tokens) is type(output_tokens) is type(cache_read) is int
+            and type(cache_creation) is type(reasoning) is int
+            # all in range at once: each of them is at most their bitwise or (and a
+            # negative one makes it negative)
+            and 0
+            <= input_tokens | output_tokens | cache_read | cache_creation | reasoning
+            <= MAX_PLAUSIBLE_TOKENS
+        ):
+            return Usage(input_tokens, output_tokens, cache_read, cache_creation, reasoning)
+        input_tokens, output_tokens = _count(input_tokens), _count(output_tokens)
+        if input_tokens is None and output_tokens is None:
+            return None
+        return Usage(
+            input_tokens or 0,
+            output_tokens or 0,
+            _count(cache_read) or 0,
+            _count(cache_creation) or 0,
+            _count(reasoning) or 0,
+        )
     except InvalidUsage:
         raise
     except Exception:  # a Mapping whose methods raise

@@ -164,7 +164,8 @@ class LangChainUsageInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             stream_usage=StreamUsagePolicy(
                 settings.request_stream_usage, settings.stream_usage_hosts
             ),
-            exporting=_exporting(kwargs.get("tracer_provider"), kwargs.get("meter_provider")),
+            tracing=_sdk_behind(kwargs.get("tracer_provider"), trace.get_tracer_provider),
+            metering=_sdk_behind(kwargs.get("meter_provider"), metrics.get_meter_provider),
         )
         for module_name, path, factory, operation in PATCHES:
             try:  # each target alone: one that fails to import or wrap leaves the rest
@@ -212,21 +213,13 @@ def _no_op(provider: Any) -> bool:
     )
 
 
-def _exporting(tracer_provider: Any, meter_provider: Any) -> Callable[[], bool]:
-    """Whether an SDK stands behind the tracer or the meter. Providers given to
-    ``instrument()`` are checked once; the global ones on each call, since an SDK may be
-    set after instrumenting (a cheap check: two reads and two isinstance tests)."""
-    if tracer_provider is not None and meter_provider is not None:
-        static = not (_no_op(tracer_provider) and _no_op(meter_provider))
-        return lambda: static
-
-    def exporting() -> bool:
-        return not (
-            _no_op(tracer_provider or trace.get_tracer_provider())
-            and _no_op(meter_provider or metrics.get_meter_provider())
-        )
-
-    return exporting
+def _sdk_behind(given: Any, global_provider: Callable[[], Any]) -> bool | Callable[[], bool]:
+    """Whether an SDK stands behind a provider. One given to ``instrument()`` is checked
+    once; the global one on each call, since an SDK may be set after instrumenting (a
+    cheap check: one read and an isinstance test)."""
+    if given is not None:
+        return not _no_op(given)
+    return lambda: not _no_op(global_provider())
 
 
 def _content_events(settings: Settings, logger_provider: Any) -> DetailsEvents | None:

@@ -33,15 +33,16 @@ from otel_llm_usage import semconv as sc
 from otel_llm_usage.internal import internal_error
 from otel_llm_usage.keys import ACTIVE_CALL_KEY
 
-# operation → (util-genai context key, the util-genai data class its check wants)
-_MARKS: dict[str, tuple[str, Callable[[], Any]]] = {}
+# operation → (util-genai context key, the util-genai data class its check wants); empty
+# until some instrumentation loads util-genai
+MARKS: dict[str, tuple[str, Callable[[], Any]]] = {}
 
 
 def _load_marks() -> None:
     """util-genai's data classes, once some instrumentation has loaded util-genai's
     handler (checked at ``instrument()`` and after each other instrumentor's): with
     util-genai installed but unused, our calls pay nothing for it."""
-    if _MARKS or "opentelemetry.util.genai.handler" not in sys.modules:
+    if MARKS or "opentelemetry.util.genai.handler" not in sys.modules:
         return
     try:
         inference = importlib.import_module("opentelemetry.util.genai._inference_invocation")
@@ -52,8 +53,8 @@ def _load_marks() -> None:
         internal_error("opentelemetry-util-genai unusable")
         return
     for operation in (sc.OPERATION_CHAT, sc.OPERATION_TEXT_COMPLETION):
-        _MARKS[operation] = (sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY, inference_data)
-    _MARKS[sc.OPERATION_EMBEDDINGS] = (sc.UTIL_GENAI_EMBEDDING_CONTEXT_KEY, embedding_data)
+        MARKS[operation] = (sc.UTIL_GENAI_INFERENCE_CONTEXT_KEY, inference_data)
+    MARKS[sc.OPERATION_EMBEDDINGS] = (sc.UTIL_GENAI_EMBEDDING_CONTEXT_KEY, embedding_data)
 
 
 def _cheap_factory(data_class: type) -> Callable[[], Any]:
@@ -83,7 +84,7 @@ def _cheap_factory(data_class: type) -> Callable[[], Any]:
 def mark(context: otel_context.Context, operation: str) -> otel_context.Context:
     """``context`` with util-genai's "inference (embedding) running" value set; as it is
     when util-genai is not installed (one dictionary look-up)."""
-    found = _MARKS.get(operation)
+    found = MARKS.get(operation)
     if found is None:
         return context
     key, data_class = found
@@ -363,7 +364,7 @@ def install() -> Interop:
 
 
 def uninstall(interop: Interop | None) -> None:
-    _MARKS.clear()
+    MARKS.clear()
     if interop is not None:
         try:
             interop.remove()

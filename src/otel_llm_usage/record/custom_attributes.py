@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -24,8 +24,8 @@ Pairs = tuple[tuple[str, Any], ...]
 _current: ContextVar[Pairs] = ContextVar("otel_llm_usage_attributes", default=())
 
 
-def current_pairs() -> Pairs:
-    return _current.get()
+# The pairs of the innermost block (a C call: every model call asks).
+current_pairs: Callable[[], Pairs] = _current.get
 
 
 @contextmanager

@@ -84,25 +84,28 @@ class Rates:
 
     def cost(self, usage: Usage) -> float:
         total_input = usage.input
-        cache_read = min(usage.cache_read, total_input)
-        cache_write = min(usage.cache_creation, total_input - cache_read)
-        reasoning = min(usage.reasoning, usage.output)
-        counts = (
-            total_input - cache_read - cache_write,
-            cache_read,
-            cache_write,
-            usage.output - reasoning,
-            reasoning,
-        )
+        output = usage.output
+        cache_read = usage.cache_read
+        cache_write = usage.cache_creation
+        reasoning = usage.reasoning
+        # a detail never counts more than its whole
+        if cache_read > total_input:
+            cache_read = total_input
+        if cache_write > total_input - cache_read:
+            cache_write = total_input - cache_read
+        if reasoning > output:
+            reasoning = output
+        uncached = total_input - cache_read - cache_write
         flat: tuple[float, ...] | None = self._flat  # type: ignore[attr-defined]
         if flat is not None:
             return (
-                counts[0] * flat[0]
-                + counts[1] * flat[1]
-                + counts[2] * flat[2]
-                + counts[3] * flat[3]
-                + counts[4] * flat[4]
+                uncached * flat[0]
+                + cache_read * flat[1]
+                + cache_write * flat[2]
+                + (output - reasoning) * flat[3]
+                + reasoning * flat[4]
             ) / 1_000_000
+        counts = (uncached, cache_read, cache_write, output - reasoning, reasoning)
         classes: tuple[Rate, ...] = self._classes  # type: ignore[attr-defined]
         amount = sum(
             (count * _at(rate, total_input) for count, rate in zip(counts, classes, strict=True)),
@@ -558,7 +561,11 @@ class Pricing:
         request_model: str | None = None,
     ) -> float | None:
         """USD for ``usage``, or None when no price is known (or it cannot be computed)."""
-        rates = self.rates(provider, model, request_model)
+        memo = self._memo.get((provider, model, request_model))
+        if memo is not None and memo[1] <= self._clock() < memo[2]:
+            rates = memo[0]
+        else:
+            rates = self.rates(provider, model, request_model)
         if rates is None:
             return None
         try:

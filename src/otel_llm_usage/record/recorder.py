@@ -14,8 +14,7 @@ from time import perf_counter
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, Tracer
 
 from otel_llm_usage import semconv as sc
 from otel_llm_usage.extract import content
@@ -31,7 +30,7 @@ from otel_llm_usage.extract.outcome import (
 from otel_llm_usage.extract.providers import ModelInfo
 from otel_llm_usage.extract.usage import Usage
 from otel_llm_usage.internal import internal_error
-from otel_llm_usage.keys import ACTIVE_CALL_KEY, AGENT_RUNS_KEY
+from otel_llm_usage.keys import ACTIVE_CALL_KEY, AGENT_RUNS_KEY, call_context
 from otel_llm_usage.patch import interop
 from otel_llm_usage.record import estimate, tracking
 from otel_llm_usage.record.custom_attributes import AttributePolicy, Pairs, current_pairs
@@ -42,7 +41,12 @@ logger = logging.getLogger(__name__)
 
 
 class Telemetry:
-    """What every call needs, built once at ``instrument()``."""
+    """What every call needs, built once at ``instrument()``.
+
+    ``tracing``/``metering``: whether an SDK stands behind the tracer/meter, as a fixed
+    answer (providers given to ``instrument()``) or a function asked on each call (the
+    global ones, which an application may set after instrumenting).
+    """
 
     def __init__(
         self,
@@ -56,7 +60,8 @@ class Telemetry:
         attribute_policy: AttributePolicy | None = None,
         estimate: bool = False,
         stream_usage: StreamUsagePolicy | None = None,
-        exporting: Callable[[], bool] | None = None,
+        tracing: bool | Callable[[], bool] = True,
+        metering: bool | Callable[[], bool] = True,
     ) -> None:
         self.tracer = tracer
         self.instruments = instruments
@@ -70,13 +75,10 @@ class Telemetry:
         self.attribute_policy = attribute_policy or AttributePolicy()
         self.estimate = estimate
         self.stream_usage = stream_usage or StreamUsagePolicy()
-        self._exporting = exporting or (lambda: True)
+        self.tracing: Callable[[], bool] = _asked(tracing)
+        self.metering: Callable[[], bool] = _asked(metering)
+        self.listening = _listening(self.tracing, self.metering)
         self._warned_invalid: set[str] = set()
-
-    def listening(self) -> bool:
-        """Whether anyone would see this call: an SDK behind the tracer or the meter, or a
-        ``track_usage()`` block. When nobody is, the wrappers call straight through."""
-        return bool(tracking.active_trackers()) or self._exporting()
 
     def warn_invalid_usage(self, provider: str, why: str | None) -> None:
         """One warning per provider: its calls with impossible counts get no usage."""
@@ -108,29 +110,57 @@ class Telemetry:
         return CallRecorder(self, model, info, parent, streaming, prompt)
 
 
+def _always() -> bool:
+    return True
+
+
+def _never() -> bool:
+    return False
+
+
+def _asked(answer: bool | Callable[[], bool]) -> Callable[[], bool]:
+    if answer is True:
+        return _always
+    return _never if answer is False else answer
+
+
+def _listening(tracing: Callable[[], bool], metering: Callable[[], bool]) -> Callable[[], object]:
+    """Whether anyone would see a call: an SDK behind the tracer or the meter, or a
+    ``track_usage()`` block (truthy or not). When nobody is, the wrappers call straight
+    through; with no SDK at all this is one C call."""
+    if tracing is _always or metering is _always:
+        return _always
+    if tracing is _never and metering is _never:
+        return tracking.active_trackers
+
+    def listening() -> bool:
+        return bool(tracking.active_trackers()) or tracing() or metering()
+
+    return listening
+
+
 class CallRecorder:
     """Owns one model call. The endings (``finish*``, ``fail``) run once; later calls
-    are no-ops."""
+    are no-ops. ``parts`` collects a stream's chunks (None on a non-streamed call)."""
 
     __slots__ = (
-        "_absorbed",
         "_agent_runs",
         "_chunks",
         "_content_in",
         "_custom",
         "_done",
         "_first_chunk",
-        "_parts",
         "_prompt",
+        "_recording",
         "_start",
         "_streamed_text",
         "context",
         "delegated",
         "info",
         "model",
+        "parts",
         "requested_usage",
         "span",
-        "streaming",
         "telemetry",
     )
 
@@ -142,39 +172,44 @@ class CallRecorder:
         parent: otel_context.Context,
         streaming: bool,
         prompt: Callable[[], Any] | None = None,
+        requested_usage: bool = False,
     ) -> None:
         self.telemetry = telemetry
         self.model = model
         self.info = info
-        self.streaming = streaming
-        self._first_chunk: float | None = None
-        self._chunks = 0
-        self._parts = StreamParts()
-        self._absorbed: Any = None
-        self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
-        self._done = False
-        self._custom = telemetry.custom_attributes()
-        attributes = info.stream_span_attributes if streaming else info.span_attributes
-        if self._custom:
-            attributes = {**attributes, **dict(self._custom)}
-        self.span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
-        self.context = interop.mark(
-            otel_context.set_value(
-                ACTIVE_CALL_KEY, self, trace.set_span_in_context(self.span, parent)
-            ),
-            info.operation,
-        )
-        self._streamed_text: list[Any] | None = None
-        self._content_in: dict[str, Any] | None = None
-        self._prompt = prompt if telemetry.estimate else None
-        self.requested_usage = False  # set when we asked the provider for stream usage
+        self.requested_usage = requested_usage  # we asked the provider for stream usage
         # Set when this model's own code called another model (a router, a guard): that
         # call is the provider call, counted on its own span; this one counts nothing.
         self.delegated = False
-        if telemetry.capture_content and prompt is not None and self.span.is_recording():
-            self._capture_input(prompt)
+        self._done = False
+        self._first_chunk: float | None = None
+        self._chunks = 0
+        self.parts = StreamParts() if streaming else None
+        self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
+        pairs = current_pairs()
+        self._custom = telemetry.attribute_policy.apply(pairs) if pairs else ()
+        attributes = info.stream_span_attributes if streaming else info.span_attributes
+        if self._custom:
+            attributes = {**attributes, **dict(self._custom)}
+        if telemetry.tracing():
+            span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
+            self.context = call_context(parent, span, self)
+        else:  # what a no-op tracer gives, without asking it; the parent's span stays current
+            span = INVALID_SPAN
+            self.context = otel_context.set_value(ACTIVE_CALL_KEY, self, parent)
+        self.span = span
+        # Whether the span records does not change before it ends: asked once; what only
+        # the span shows (finish reasons, response id, content) is read only if it does.
+        self._recording = span.is_recording()
+        if interop.MARKS:
+            self.context = interop.mark(self.context, info.operation)
+        self._content_in: dict[str, Any] | None = None
+        self._streamed_text: list[Any] | None = None
+        self._prompt = prompt if telemetry.estimate else None
+        if self._prompt is not None:
             self._streamed_text = []
-        elif self._prompt is not None:
+        if telemetry.capture_content and prompt is not None and self._recording:
+            self._capture_input(prompt)
             self._streamed_text = []
         self._start = perf_counter()
 
@@ -210,16 +245,17 @@ class CallRecorder:
         """A streamed ``AIMessageChunk``: count it; keep refs to its usage and metadata.
         The hot path of every stream: two attribute reads and a counter."""
         try:
+            parts = self.parts
             if self._first_chunk is None:
                 self._first_chunk = perf_counter()
-                self._parts.first_id = getattr(message, "id", None)
+                parts.first_id = getattr(message, "id", None)  # type: ignore[union-attr]
             self._chunks += 1
             usage = message.usage_metadata
             if usage:
-                self._parts.usage.append(usage)
+                parts.usage.append(usage)  # type: ignore[union-attr]
             metadata = message.response_metadata
             if metadata:
-                self._parts.metadata.append(metadata)
+                parts.metadata.append(metadata)  # type: ignore[union-attr]
         except Exception:
             internal_error("unreadable stream chunk")
 
@@ -234,7 +270,8 @@ class CallRecorder:
     def absorb(self, result: Any) -> None:
         """A result produced inside this call by a nested LangChain method (a stream that
         fell back to ``invoke``): its usage is the call's usage."""
-        self._absorbed = result
+        if self.parts is not None:
+            self.parts.absorbed = result
 
     # -- endings -------------------------------------------------------------------
 
@@ -243,7 +280,7 @@ class CallRecorder:
         if self.info.operation == sc.OPERATION_TEXT_COMPLETION:
             self._finish(completion_outcome, result)
         else:
-            self._finish(chat_outcome, result)
+            self._finish(chat_outcome, result, self._recording)
 
     def finish_chat(self, result: Any) -> None:
         self._finish(chat_outcome, result)
@@ -266,14 +303,14 @@ class CallRecorder:
                 self.telemetry.stream_usage.note_failure(exc, self.info.server_address)
             except Exception:
                 internal_error("could not read the status of a failed call")
-        self._finish(error_outcome, exc, self._parts)
+        self._finish(error_outcome, exc, self.parts)
 
     def _stream_outcome(self, closed_early: bool) -> Outcome:
         output: Any = None
         if self._streamed_text is not None:
             output = "".join(t for t in self._streamed_text if isinstance(t, str))
         completion = self.info.operation == sc.OPERATION_TEXT_COMPLETION
-        return stream_outcome(self._parts, self._absorbed, completion, output, closed_early)
+        return stream_outcome(self.parts or StreamParts(), completion, output, closed_early)
 
     def _finish(self, make_outcome: Callable[..., Outcome], *args: Any) -> None:
         if self._done:
@@ -300,25 +337,40 @@ class CallRecorder:
         if self.delegated:
             self._end_delegated(outcome)
             return
+        telemetry = self.telemetry
         info = self.info
-        usage, source = self._settle(outcome)
+        if outcome.usage is not None:
+            usage: Usage | None = outcome.usage
+            source = sc.USAGE_SOURCE_REPORTED
+        else:
+            usage, source = self._settle(outcome)
         cost = None
-        pricing = self.telemetry.pricing
+        pricing = telemetry.pricing
         if usage is not None and pricing is not None:
             cost = pricing.cost(info.provider, outcome.response_model, usage, info.request_model)
 
         span = self.span
-        if span.is_recording():
+        if self._recording:
             if outcome.error:
                 span.set_status(Status(StatusCode.ERROR, outcome.description))
             span.set_attributes(self._span_attributes(outcome, usage, source, cost))
         span.end()
 
+        if telemetry.metering():
+            self._record_metrics(outcome, usage, source, cost, end)
+        if self._agent_runs or tracking.active_trackers():
+            self._add_to_totals(outcome, usage, source, cost)
+
+    def _record_metrics(
+        self, outcome: Outcome, usage: Usage | None, source: str, cost: float | None, end: float
+    ) -> None:
+        """The metrics sink (skipped when no SDK stands behind the meter)."""
         first_chunk = per_chunk = None
         if self._first_chunk is not None:
             first_chunk = self._first_chunk - self._start
             if self._chunks > 1:
                 per_chunk = (end - self._first_chunk) / (self._chunks - 1)
+        info = self.info
         instruments = self.telemetry.instruments
         series = instruments.series(info, outcome.response_model, outcome.error, self._custom)
         instruments.record_call(
@@ -331,7 +383,6 @@ class CallRecorder:
             per_chunk,
             output_tokens=info.operation != sc.OPERATION_EMBEDDINGS,
         )
-        self._add_to_totals(outcome, usage, source, cost)
 
     def _settle(self, outcome: Outcome) -> tuple[Usage | None, str]:
         """The call's usage and where it came from (``llm_usage.usage.source``)."""
@@ -345,7 +396,7 @@ class CallRecorder:
             return None, sc.USAGE_SOURCE_INVALID
         if outcome.error:  # a failed call reports no usage: that is not a gap
             return None, sc.USAGE_SOURCE_ERROR
-        if self.streaming and not self.requested_usage:
+        if self.parts is not None and not self.requested_usage:
             self.telemetry.stream_usage.note_missing(
                 self.model, info.server_address, info.server_port
             )

@@ -10,7 +10,7 @@ through ``contextvars.copy_context().run``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,9 +19,8 @@ from otel_llm_usage.extract.usage import Usage
 
 _active: ContextVar[tuple[UsageTracker, ...]] = ContextVar("otel_llm_usage_trackers", default=())
 
-
-def active_trackers() -> tuple[UsageTracker, ...]:
-    return _active.get()
+# The trackers counting in this context (a C call: every model call asks).
+active_trackers: Callable[[], tuple[UsageTracker, ...]] = _active.get
 
 
 @dataclass
@@ -125,12 +124,16 @@ class UsageTracker:
                 elif not failed:
                     self.calls_without_usage += 1
                 return
-            for target in (self, per_model):
-                target.input_tokens += usage.input
-                target.output_tokens += usage.output
-                target.cache_read_tokens += usage.cache_read
-                target.cache_creation_tokens += usage.cache_creation
-                target.reasoning_tokens += usage.reasoning
+            self.input_tokens += usage.input
+            self.output_tokens += usage.output
+            self.cache_read_tokens += usage.cache_read
+            self.cache_creation_tokens += usage.cache_creation
+            self.reasoning_tokens += usage.reasoning
+            per_model.input_tokens += usage.input
+            per_model.output_tokens += usage.output
+            per_model.cache_read_tokens += usage.cache_read
+            per_model.cache_creation_tokens += usage.cache_creation
+            per_model.reasoning_tokens += usage.reasoning
             if cost is None:
                 self.unpriced_calls += 1
             else:

@@ -182,49 +182,55 @@ async def traced_aiter(
 # -- model calls -------------------------------------------------------------------------
 
 
+def _start_model_call(
+    telemetry: Telemetry,
+    instance: Any,
+    operation: str,
+    parent: otel_context.Context,
+    stop: Any,
+    kwargs: dict[str, Any],
+    streaming: bool,
+    prompt: Callable[[], Any] | None,
+    asked_for_usage: bool,
+) -> CallRecorder | None:
+    """The recorder of a model call, or None to call straight through (instrumentation
+    suppressed, or the same call reached through another method)."""
+    if parent.get(_SUPPRESS_INSTRUMENTATION_KEY):
+        return None
+    outer: CallRecorder | None = parent.get(ACTIVE_CALL_KEY)  # type: ignore[assignment]
+    if outer is not None:
+        if outer.model is instance:  # the same call, through another method
+            return None
+        # A model whose own code calls another model: the inner call is the provider
+        # call and is counted; the outer span only holds it.
+        outer.delegated = True
+    try:
+        info = model_info(instance, operation, stop, kwargs)
+        return CallRecorder(telemetry, instance, info, parent, streaming, prompt, asked_for_usage)
+    except Exception:
+        internal_error("could not start a span")
+        return None
+
+
 def _model_begin(
     telemetry: Telemetry,
     instance: Any,
     operation: str,
     stop: Any,
     kwargs: dict[str, Any],
-    streaming: bool,
-    prompt: Callable[[], Any] | None = None,
-    asked_for_usage: bool = False,
-    listening_checked: bool = False,
+    prompt: Callable[[], Any],
+    asked_for_usage: bool,
 ) -> Begin:
-    """``listening_checked``: the caller has just checked ``telemetry.listening()`` (a
-    stream's ``begin`` runs later, at its first ``next()``, and checks again then)."""
+    """A stream's ``begin``: it runs at the stream's first ``next()``."""
 
     def begin(parent: otel_context.Context) -> CallRecorder | None:
-        if parent.get(_SUPPRESS_INSTRUMENTATION_KEY) or not (
-            listening_checked or telemetry.listening()
-        ):
+        if not telemetry.listening():
             return None
-        outer: CallRecorder | None = parent.get(ACTIVE_CALL_KEY)  # type: ignore[assignment]
-        if outer is not None:
-            if outer.model is instance:  # the same call, through another method
-                return None
-            # A model whose own code calls another model: the inner call is the provider
-            # call and is counted; the outer span only holds it.
-            outer.delegated = True
-        try:
-            info = model_info(instance, operation, stop, kwargs)
-            recorder = telemetry.start(instance, info, parent, streaming, prompt)
-            recorder.requested_usage = asked_for_usage
-            return recorder
-        except Exception:
-            internal_error("could not start a span")
-            return None
+        return _start_model_call(
+            telemetry, instance, operation, parent, stop, kwargs, True, prompt, asked_for_usage
+        )
 
     return begin
-
-
-def _nested_in(parent: otel_context.Context, instance: Any) -> CallRecorder | None:
-    active = parent.get(ACTIVE_CALL_KEY)
-    if active is not None and active.model is instance:  # type: ignore[attr-defined]
-        return active  # type: ignore[return-value]
-    return None
 
 
 def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool, chat: bool) -> bool:
@@ -262,10 +268,6 @@ def _ask_for_usage(
     return kwargs, False
 
 
-def _positional_stop(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return args[1] if len(args) > 1 else kwargs.get("stop")
-
-
 def _first_argument(args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Callable[[], Any]:
     """The call's messages or prompts, read only if content is captured."""
     return lambda: args[0] if args else kwargs.get(name)
@@ -291,7 +293,7 @@ def _call_recorder(
     args: Any,
     kwargs: dict[str, Any],
     async_api: bool,
-) -> tuple[Recorder | None, dict[str, Any]]:
+) -> tuple[CallRecorder | None, dict[str, Any]]:
     """The recorder of a non-streamed call (None: call straight through), and the kwargs
     to call with: an invoke that streams internally may be asked for stream usage."""
     chat = operation == sc.OPERATION_CHAT
@@ -299,29 +301,28 @@ def _call_recorder(
     asked = False
     if streams:
         kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
-    begin = _model_begin(
-        telemetry,
-        instance,
-        operation,
-        _positional_stop(args, kwargs),
-        kwargs,
-        streams,
-        _first_argument(args, kwargs, "messages" if chat else "prompts"),
-        asked,
-        listening_checked=True,
+    prompt = None
+    if telemetry.capture_content or telemetry.estimate:
+        prompt = _first_argument(args, kwargs, "messages" if chat else "prompts")
+    stop = args[1] if len(args) > 1 else kwargs.get("stop")
+    recorder = _start_model_call(
+        telemetry, instance, operation, parent, stop, kwargs, streams, prompt, asked
     )
-    return begin(parent), kwargs
+    return recorder, kwargs
 
 
 def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    listening = telemetry.listening
+
     def traced_call(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        if not telemetry.listening():
+        if not listening():
             return wrapped(*args, **kwargs)
         parent = current_context()
-        outer = _nested_in(parent, instance)
-        if outer is not None:  # e.g. stream() fell back to invoke(): feed the outer span
+        outer = parent.get(ACTIVE_CALL_KEY)
+        if outer is not None and outer.model is instance:  # type: ignore[attr-defined]
+            # e.g. stream() fell back to invoke(): feed the outer span
             result = wrapped(*args, **kwargs)
-            outer.absorb(result)
+            outer.absorb(result)  # type: ignore[attr-defined]
             return result
         recorder, kwargs = _call_recorder(
             telemetry, operation, instance, parent, args, kwargs, async_api=False
@@ -334,16 +335,18 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
 
 
 def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
+    listening = telemetry.listening
+
     async def traced_acall(
         wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any
     ) -> Any:
-        if not telemetry.listening():
+        if not listening():
             return await wrapped(*args, **kwargs)
         parent = current_context()
-        outer = _nested_in(parent, instance)
-        if outer is not None:
+        outer = parent.get(ACTIVE_CALL_KEY)
+        if outer is not None and outer.model is instance:  # type: ignore[attr-defined]
             result = await wrapped(*args, **kwargs)
-            outer.absorb(result)
+            outer.absorb(result)  # type: ignore[attr-defined]
             return result
         recorder, kwargs = _call_recorder(
             telemetry, operation, instance, parent, args, kwargs, async_api=True
@@ -400,7 +403,7 @@ def _stream_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wr
             prompt = _converted_input(instance, args, kwargs)
             kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
             begin = _model_begin(
-                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
+                telemetry, instance, operation, kwargs.get("stop"), kwargs, prompt, asked
             )
             return traced(wrapped(*args, **kwargs), begin, _chunk_handler)
 
@@ -419,7 +422,7 @@ def _events_factory(traced: Callable[..., Any]) -> Callable[[Telemetry, str], Wr
             prompt = _first_argument(args, kwargs, "messages")
             kwargs, asked = _ask_for_usage(telemetry, instance, operation, kwargs)
             begin = _model_begin(
-                telemetry, instance, operation, kwargs.get("stop"), kwargs, True, prompt, asked
+                telemetry, instance, operation, kwargs.get("stop"), kwargs, prompt, asked
             )
             return traced(wrapped(*args, **kwargs), begin, _event_handler_for(kwargs))
 
