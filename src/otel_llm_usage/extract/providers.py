@@ -341,8 +341,11 @@ def _values_getter(cls: type) -> Callable[[Any], Any] | None:
     if not isinstance(fields, Mapping):
         return None
     names = [name for name in _KEY_FIELDS if name in fields]
-    get = itemgetter(*names) if names else lambda _: ()
-    return lambda model: get(model.__dict__)
+    return itemgetter(*names) if names else _no_values
+
+
+def _no_values(_: Any) -> tuple[()]:
+    return ()
 
 
 def _frozen(value: Any) -> Any:
@@ -363,7 +366,7 @@ def _key(model: Any, operation: str, stop: Any, kwargs: Mapping[str, Any]) -> tu
     if getter is None:
         values: Any = tuple(getattr(model, name, None) for name in _KEY_FIELDS)
     else:
-        values = getter(model)
+        values = getter(model.__dict__)
     key: tuple[Any, ...] = (cls, operation, stop, values)
     if kwargs and not _RELEVANT.isdisjoint(kwargs):  # usually only LangChain's plumbing
         key += tuple((name, kwargs[name]) for name in _RELEVANT_KWARGS if name in kwargs)
