@@ -194,7 +194,7 @@ class CallRecorder:
         if telemetry.tracing():
             span = telemetry.tracer.start_span(info.span_name, parent, SpanKind.CLIENT, attributes)
             self.context = call_context(parent, span, self)
-        else:  # what a no-op tracer gives, without asking it; the parent's span stays current
+        else:  # no SDK tracer: a no-op span would only repeat the parent's; it stays current
             span = INVALID_SPAN
             self.context = otel_context.set_value(ACTIVE_CALL_KEY, self, parent)
         self.span = span
