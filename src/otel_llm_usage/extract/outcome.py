@@ -18,6 +18,7 @@ from otel_llm_usage.extract.usage import (
     from_response_metadata,
     from_usage_metadata,
 )
+from otel_llm_usage.internal import internal_error
 
 
 @dataclass(slots=True)
@@ -41,12 +42,28 @@ class Outcome:
 
 @dataclass(slots=True)
 class StreamParts:
-    """What a stream's chunks carried, kept by reference (read at the end)."""
+    """A stream's chunk messages, kept by reference and read at its end (LangChain's own
+    ``stream`` keeps them all too, to merge them): per chunk, one list append."""
 
-    usage: list[Any] = field(default_factory=list)  # each chunk's usage_metadata
-    metadata: list[Mapping[str, Any]] = field(default_factory=list)  # response_metadata
-    first_id: str | None = None  # the first chunk's message id
+    messages: list[Any] = field(default_factory=list)
     absorbed: Any = None  # the result of the invoke a stream fell back to
+
+    def read(self) -> tuple[list[Any], list[Mapping[str, Any]], Any]:
+        """The chunks' ``usage_metadata`` and ``response_metadata`` (those not empty), and
+        the first chunk's message id."""
+        usage, metadata = [], []
+        for message in self.messages:
+            try:
+                found = message.usage_metadata
+                if found:
+                    usage.append(found)
+                found = message.response_metadata
+                if found:
+                    metadata.append(found)
+            except Exception:
+                internal_error("unreadable stream chunk")
+        first_id = getattr(self.messages[0], "id", None) if self.messages else None
+        return usage, metadata, first_id
 
 
 def chat_outcome(result: Any, span_fields: bool = True) -> Outcome:
@@ -111,18 +128,19 @@ def stream_outcome(
 ) -> Outcome:
     """A stream, from its chunks; or from ``parts.absorbed``, the result of the
     ``invoke`` a stream fell back to (a model with no ``_stream``)."""
+    usage, chunk_metadata, first_id = parts.read()
     metadata: dict[str, Any] = {}
     reasons = []
-    for part in parts.metadata:
+    for part in chunk_metadata:
         metadata.update(part)
         reason = _finish_reason(part)
         if reason is not None:
             reasons.append(reason)
-    outcome = _response(metadata, parts.first_id, reasons, output)
+    outcome = _response(metadata, first_id, reasons, output)
     outcome.closed_early = closed_early
     absorbed = parts.absorbed
     if absorbed is None:
-        _read_usage(outcome, _stream_usage, parts)
+        _read_usage(outcome, _stream_usage, usage, chunk_metadata)
     elif completion:
         _read_usage(outcome, from_llm_result, absorbed)
     elif _is_cache_hit(getattr(_first_message(absorbed), "usage_metadata", None)):
@@ -143,15 +161,14 @@ def message_outcome(message: Any) -> Outcome:
 
 def error_outcome(exc: BaseException, parts: StreamParts | None) -> Outcome:
     """A call that raised; the usage a stream (``parts``) reported before failing is kept."""
+    usage, chunk_metadata, first_id = parts.read() if parts is not None else ([], [], None)
     metadata: dict[str, Any] = {}
-    if parts is not None:
-        for part in parts.metadata:
-            metadata.update(part)
-    outcome = _response(metadata, parts.first_id if parts is not None else None, [])
+    for part in chunk_metadata:
+        metadata.update(part)
+    outcome = _response(metadata, first_id, [])
     outcome.error = error_type(exc)
     outcome.description = _describe(exc)
-    if parts is not None:
-        _read_usage(outcome, _stream_usage, parts)
+    _read_usage(outcome, _stream_usage, usage, chunk_metadata)
     return outcome
 
 
@@ -203,17 +220,17 @@ def _is_cache_hit(usage_metadata: Any) -> bool:
     ) and usage_metadata.get("total_cost", None) == 0
 
 
-def _stream_usage(parts: StreamParts) -> Usage | None:
+def _stream_usage(usage_parts: list[Any], metadata_parts: list[Mapping[str, Any]]) -> Usage | None:
     """A stream's usage: the sum of its chunks' ``usage_metadata``; failing that, the last
     usage a chunk carries only in ``response_metadata`` (langchain-cohere's sync stream
     puts its ``token_count`` there and nowhere else)."""
     total: Usage | None = None
-    for part in parts.usage:
+    for part in usage_parts:
         usage = from_usage_metadata(part)
         if usage is not None:
             total = usage if total is None else total + usage
     if total is None:
-        for metadata in reversed(parts.metadata):
+        for metadata in reversed(metadata_parts):
             total = from_response_metadata(metadata)
             if total is not None:
                 break

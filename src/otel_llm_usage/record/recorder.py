@@ -228,13 +228,19 @@ class CallRecorder:
 
     # -- data in -----------------------------------------------------------------
 
-    def chunk_handler(self) -> Callable[[Any], None]:
+    def chunk_handler(self) -> Callable[[Any], Any]:
         """What a stream calls for each item (chosen once, not tested per chunk)."""
         if self.info.operation != sc.OPERATION_CHAT:
             return self.on_text_chunk
         if self._streamed_text is not None:
             return self.on_message_chunk_with_text
-        return self.on_message_chunk
+        return self.on_first_message_chunk
+
+    def on_first_message_chunk(self, message: Any) -> Callable[[Any], None]:
+        """A stream's first ``AIMessageChunk``: its time noted. Returns the handler of the
+        later ones, a C-level list append: the hot path of every stream."""
+        self.on_message_chunk(message)
+        return self.parts.messages.append  # type: ignore[union-attr]
 
     def on_message_chunk_with_text(self, message: Any) -> None:
         if self._streamed_text is not None:
@@ -242,22 +248,10 @@ class CallRecorder:
         self.on_message_chunk(message)
 
     def on_message_chunk(self, message: Any) -> None:
-        """A streamed ``AIMessageChunk``: count it; keep refs to its usage and metadata.
-        The hot path of every stream: two attribute reads and a counter."""
-        try:
-            parts = self.parts
-            if self._first_chunk is None:
-                self._first_chunk = perf_counter()
-                parts.first_id = getattr(message, "id", None)  # type: ignore[union-attr]
-            self._chunks += 1
-            usage = message.usage_metadata
-            if usage:
-                parts.usage.append(usage)  # type: ignore[union-attr]
-            metadata = message.response_metadata
-            if metadata:
-                parts.metadata.append(metadata)  # type: ignore[union-attr]
-        except Exception:
-            internal_error("unreadable stream chunk")
+        """A streamed ``AIMessageChunk``, kept by reference (read at the end)."""
+        if self._first_chunk is None:
+            self._first_chunk = perf_counter()
+        self.parts.messages.append(message)  # type: ignore[union-attr]
 
     def on_text_chunk(self, text: Any = None) -> None:
         """A streamed legacy text chunk (or a v3 content delta): timing, text if captured."""
@@ -266,6 +260,10 @@ class CallRecorder:
         if self._first_chunk is None:
             self._first_chunk = perf_counter()
         self._chunks += 1
+
+    def _chunk_count(self) -> int:
+        """Text chunks and protocol deltas are counted as they come; messages are kept."""
+        return self._chunks + (len(self.parts.messages) if self.parts is not None else 0)
 
     def absorb(self, result: Any) -> None:
         """A result produced inside this call by a nested LangChain method (a stream that
@@ -368,8 +366,9 @@ class CallRecorder:
         first_chunk = per_chunk = None
         if self._first_chunk is not None:
             first_chunk = self._first_chunk - self._start
-            if self._chunks > 1:
-                per_chunk = (end - self._first_chunk) / (self._chunks - 1)
+            chunks = self._chunk_count()
+            if chunks > 1:
+                per_chunk = (end - self._first_chunk) / (chunks - 1)
         info = self.info
         instruments = self.telemetry.instruments
         series = instruments.series(info, outcome.response_model, outcome.error, self._custom)
@@ -447,8 +446,9 @@ class CallRecorder:
             attributes[_FLAG_OF_SOURCE[source]] = True
         if self._first_chunk is not None:
             attributes[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._first_chunk - self._start
-        if self._chunks:
-            attributes[sc.LLM_USAGE_STREAM_CHUNKS] = self._chunks
+        chunks = self._chunk_count()
+        if chunks:
+            attributes[sc.LLM_USAGE_STREAM_CHUNKS] = chunks
         if outcome.closed_early:
             attributes[sc.LLM_USAGE_STREAM_CLOSED_EARLY] = True
         if outcome.error:

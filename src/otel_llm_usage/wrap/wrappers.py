@@ -62,7 +62,8 @@ class Recorder(Protocol):
 
 
 Begin = Callable[[otel_context.Context], "Recorder | None"]
-ItemHandler = Callable[[Any], None]
+# Called with each item; it may return the handler of the items after it.
+ItemHandler = Callable[[Any], Any]
 
 
 # -- the four shapes ---------------------------------------------------------------------
@@ -122,8 +123,8 @@ def traced_iter(
                 raise
             finally:
                 detach(token)
-            if on_item is not None:
-                on_item(item)
+            if on_item is not None:  # a handler may name the one for the later items
+                on_item = on_item(item) or on_item
             yield item
     finally:
         if not completed:  # closed early: break, close(), garbage collection
@@ -163,8 +164,8 @@ async def traced_aiter(
                 raise
             finally:
                 detach(token)
-            if on_item is not None:
-                on_item(item)
+            if on_item is not None:  # a handler may name the one for the later items
+                on_item = on_item(item) or on_item
             yield item
     finally:
         if not completed:  # closed early: break + aclose(), cancellation, GC
