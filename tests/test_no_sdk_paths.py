@@ -117,14 +117,17 @@ def test_with_a_meter_sdk_the_metric_sink_runs_once_a_call(instrument, monkeypat
     assert len(calls) == 2
 
 
-def test_the_global_providers_are_asked_on_each_call():
-    """An application may set its SDK after instrumenting: the answer follows."""
+def test_the_global_providers_are_asked_on_each_call_until_an_sdk_is_set():
+    """An application may set its SDK after instrumenting: the answer follows, and stays
+    (the API sets a global provider only once)."""
     current: list[Any] = [NoOpTracerProvider()]
-    behind = _sdk_behind(None, lambda: current[0])
+    asked: list[Any] = []
+    behind = _sdk_behind(None, lambda: asked.append(1) or current[0])
     assert callable(behind)
-    assert behind() is False
+    assert (behind(), behind()) == (False, False)
     current[0] = TracerProvider()
-    assert behind() is True
+    assert (behind(), behind()) == (True, True)
+    assert len(asked) == 3
     assert _sdk_behind(NoOpMeterProvider(), lambda: None) is False
     assert _sdk_behind(MeterProvider(), lambda: None) is True
 

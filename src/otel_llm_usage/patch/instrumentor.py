@@ -215,11 +215,19 @@ def _no_op(provider: Any) -> bool:
 
 def _sdk_behind(given: Any, global_provider: Callable[[], Any]) -> bool | Callable[[], bool]:
     """Whether an SDK stands behind a provider. One given to ``instrument()`` is checked
-    once; the global one on each call, since an SDK may be set after instrumenting (a
-    cheap check: one read and an isinstance test)."""
+    once; the global one on each call until it is an SDK (an application may set it after
+    instrumenting, and the API lets it be set only once)."""
     if given is not None:
         return not _no_op(given)
-    return lambda: not _no_op(global_provider())
+    found = False
+
+    def behind() -> bool:
+        nonlocal found
+        if not found:
+            found = not _no_op(global_provider())
+        return found
+
+    return behind
 
 
 def _content_events(settings: Settings, logger_provider: Any) -> DetailsEvents | None:
