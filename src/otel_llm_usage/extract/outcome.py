@@ -67,17 +67,19 @@ class StreamParts:
 
 
 def chat_outcome(result: Any, span_fields: bool = True) -> Outcome:
-    """A non-streamed chat call, from its ``ChatResult`` (LangChain's
-    ``_generate_with_cache`` always makes one: its fields are read directly).
-    ``span_fields`` False: the fields only a span shows (finish reasons, response id,
-    service tier) are left out, for a span that does not record."""
-    generations = result.generations
+    """A non-streamed chat call, from its ``ChatResult`` (whose validated generations'
+    fields are read directly). ``span_fields`` False: the fields only a span shows
+    (finish reasons, response id, service tier) are left out, for a span that does not
+    record."""
+    generations = getattr(result, "generations", None) or ()
     message = generations[0].message if generations else None
     metadata = message.response_metadata if message is not None else {}
-    if len(generations) > 1 and isinstance(result.llm_output, Mapping):
-        # n > 1: LangChain merges llm_output (model, id) into a message only when there
-        # is one generation
-        metadata = {**result.llm_output, **metadata}
+    if len(generations) > 1:
+        llm_output = getattr(result, "llm_output", None)
+        if isinstance(llm_output, Mapping):
+            # n > 1: LangChain merges llm_output (model, id) into a message only when
+            # there is one generation
+            metadata = {**llm_output, **metadata}
     if not span_fields:
         outcome = Outcome(_response_model(metadata), None, [], None, message)
     else:
