@@ -197,3 +197,48 @@ def test_legacy_streaming_flag_read_safely(telemetry: Telemetry) -> None:
     assert raising.attributes["gen_ai.usage.input_tokens"] == 4
     assert streaming.attributes["gen_ai.request.stream"] is True
     assert streaming.attributes["gen_ai.usage.output_tokens"] == 14
+
+
+@pytest.mark.internal_errors  # the unreadable chunk is logged
+def test_an_unreadable_stream_chunk_loses_only_itself(telemetry, no_internal_errors):
+    """A stream's chunks are read at its end: one that cannot be read is logged and left
+    out; the usage, model and count of the others are kept."""
+    from langchain_core.messages import AIMessageChunk
+    from opentelemetry import context
+
+    from otel_llm_usage.extract.providers import model_info
+    from otel_llm_usage.record.metrics import instruments_for
+    from otel_llm_usage.record.recorder import Telemetry as RecorderTelemetry
+
+    meter_provider = telemetry.meter_provider
+    recorder_telemetry = RecorderTelemetry(
+        telemetry.tracer_provider.get_tracer("t"),
+        instruments_for(meter_provider, meter_provider.get_meter("t")),
+    )
+    model = FakeChat()
+    recorder = recorder_telemetry.start(
+        model, model_info(model, "chat", None, {}), context.get_current(), True
+    )
+    handler = recorder.chunk_handler()
+    handler = handler(
+        AIMessageChunk(content="a", response_metadata={"model_name": "gpt-4o-mini-2024-07-18"})
+    )
+    handler(Hostile())
+    handler(
+        AIMessageChunk(
+            content="", usage_metadata={"input_tokens": 11, "output_tokens": 16, "total_tokens": 27}
+        )
+    )
+    recorder.finish_stream()
+    [span] = telemetry.spans()
+    assert span.attributes is not None
+    assert (
+        span.attributes["gen_ai.usage.input_tokens"],
+        span.attributes["gen_ai.usage.output_tokens"],
+        span.attributes["gen_ai.response.model"],
+        span.attributes["llm_usage.stream.chunks"],
+    ) == (11, 16, "gpt-4o-mini-2024-07-18", 3)
+    assert [r.getMessage() for r in no_internal_errors] == [
+        "otel-llm-usage: unreadable stream chunk (further failures of this kind are logged "
+        "at debug level)"
+    ]
