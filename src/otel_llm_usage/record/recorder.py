@@ -337,11 +337,7 @@ class CallRecorder:
             return
         telemetry = self.telemetry
         info = self.info
-        if outcome.usage is not None:
-            usage: Usage | None = outcome.usage
-            source = sc.USAGE_SOURCE_REPORTED
-        else:
-            usage, source = self._settle(outcome)
+        usage, source = self._settle(outcome)
         cost = None
         pricing = telemetry.pricing
         if usage is not None and pricing is not None:

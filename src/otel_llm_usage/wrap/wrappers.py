@@ -234,6 +234,13 @@ def _model_begin(
     return begin
 
 
+def _nested_in(parent: otel_context.Context, instance: Any) -> CallRecorder | None:
+    active = parent.get(ACTIVE_CALL_KEY)
+    if active is not None and active.model is instance:  # type: ignore[attr-defined]
+        return active  # type: ignore[return-value]
+    return None
+
+
 def _streams_internally(instance: Any, kwargs: dict[str, Any], async_api: bool, chat: bool) -> bool:
     """Whether ``invoke`` will stream from the provider (``streaming=True``, a streaming
     callback such as ``astream_events``'): LangChain's own test on the call's kwargs for
@@ -319,11 +326,10 @@ def make_call(telemetry: Telemetry, operation: str) -> Wrapper:
         if not listening():
             return wrapped(*args, **kwargs)
         parent = current_context()
-        outer = parent.get(ACTIVE_CALL_KEY)
-        if outer is not None and outer.model is instance:  # type: ignore[attr-defined]
-            # e.g. stream() fell back to invoke(): feed the outer span
+        outer = _nested_in(parent, instance)
+        if outer is not None:  # e.g. stream() fell back to invoke(): feed the outer span
             result = wrapped(*args, **kwargs)
-            outer.absorb(result)  # type: ignore[attr-defined]
+            outer.absorb(result)
             return result
         recorder, kwargs = _call_recorder(
             telemetry, operation, instance, parent, args, kwargs, async_api=False
@@ -344,10 +350,10 @@ def make_async_call(telemetry: Telemetry, operation: str) -> Wrapper:
         if not listening():
             return await wrapped(*args, **kwargs)
         parent = current_context()
-        outer = parent.get(ACTIVE_CALL_KEY)
-        if outer is not None and outer.model is instance:  # type: ignore[attr-defined]
+        outer = _nested_in(parent, instance)
+        if outer is not None:
             result = await wrapped(*args, **kwargs)
-            outer.absorb(result)  # type: ignore[attr-defined]
+            outer.absorb(result)
             return result
         recorder, kwargs = _call_recorder(
             telemetry, operation, instance, parent, args, kwargs, async_api=True
