@@ -117,7 +117,7 @@ def test_recorder_survives_hostile_inputs(items: list[Any]):
 
     from otel_llm_usage.extract.providers import model_info
     from otel_llm_usage.record.metrics import instruments_for
-    from otel_llm_usage.record.recorder import Telemetry
+    from otel_llm_usage.record.recorder import CallRecorder, Telemetry
 
     meter_provider = MeterProvider()
     telemetry = Telemetry(
@@ -128,7 +128,7 @@ def test_recorder_survives_hostile_inputs(items: list[Any]):
     info = model_info(model, "chat", None, {})
     from opentelemetry import context
 
-    recorder = telemetry.start(model, info, context.get_current(), True)
+    recorder = CallRecorder(telemetry, model, info, context.get_current(), True)
     for item in items:
         recorder.on_message_chunk(item)
         recorder.on_text_chunk(item)
@@ -137,11 +137,11 @@ def test_recorder_survives_hostile_inputs(items: list[Any]):
     recorder.finish_stream()
     recorder.fail(RuntimeError("late"))
     for item in items:
-        recorder = telemetry.start(model, info, context.get_current(), False)
+        recorder = CallRecorder(telemetry, model, info, context.get_current(), False)
         recorder.finish_chat(item)
-        recorder = telemetry.start(model, info, context.get_current(), False)
+        recorder = CallRecorder(telemetry, model, info, context.get_current(), False)
         recorder.finish_completion(item)
-        recorder = telemetry.start(model, info, context.get_current(), False)
+        recorder = CallRecorder(telemetry, model, info, context.get_current(), False)
         recorder.finish_message(item)
 
 
@@ -208,6 +208,7 @@ def test_an_unreadable_stream_chunk_loses_only_itself(telemetry, no_internal_err
 
     from otel_llm_usage.extract.providers import model_info
     from otel_llm_usage.record.metrics import instruments_for
+    from otel_llm_usage.record.recorder import CallRecorder
     from otel_llm_usage.record.recorder import Telemetry as RecorderTelemetry
 
     meter_provider = telemetry.meter_provider
@@ -216,8 +217,8 @@ def test_an_unreadable_stream_chunk_loses_only_itself(telemetry, no_internal_err
         instruments_for(meter_provider, meter_provider.get_meter("t")),
     )
     model = FakeChat()
-    recorder = recorder_telemetry.start(
-        model, model_info(model, "chat", None, {}), context.get_current(), True
+    recorder = CallRecorder(
+        recorder_telemetry, model, model_info(model, "chat", None, {}), context.get_current(), True
     )
     handler = recorder.chunk_handler()
     handler = handler(

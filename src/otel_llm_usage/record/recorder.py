@@ -98,17 +98,6 @@ class Telemetry:
         pairs = current_pairs()
         return self.attribute_policy.apply(pairs) if pairs else ()
 
-    def start(
-        self,
-        model: Any,
-        info: ModelInfo,
-        parent: otel_context.Context,
-        streaming: bool,
-        prompt: Callable[[], Any] | None = None,
-    ) -> CallRecorder:
-        """``prompt`` returns the call's messages; called only when content is captured."""
-        return CallRecorder(self, model, info, parent, streaming, prompt)
-
 
 def _always() -> bool:
     return True
@@ -186,8 +175,7 @@ class CallRecorder:
         self._chunks = 0
         self.parts = StreamParts() if streaming else None
         self._agent_runs: tuple[Any, ...] = parent.get(AGENT_RUNS_KEY) or ()  # type: ignore[assignment]
-        pairs = current_pairs()
-        self._custom = telemetry.attribute_policy.apply(pairs) if pairs else ()
+        self._custom = telemetry.custom_attributes()
         attributes = info.stream_span_attributes if streaming else info.span_attributes
         if self._custom:
             attributes = {**attributes, **dict(self._custom)}
